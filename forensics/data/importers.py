@@ -1,0 +1,208 @@
+"""Import user datasets into a manifest: a plain folder of real media, the `0_real/1_fake` layout of
+CNNDetection (Wang et al. 2020), and a FaceForensics++-style tree.
+
+The manifest is written inside (or above) the dataset folder, since manifest paths are relative to the
+manifest's own folder and may not escape it. Files that cannot be read are reported, never silently
+dropped: each importer returns the manifest and a list of `(path, reason)` failures.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from forensics.data.manifest import (
+    ManifestError,
+    assign_group_splits,
+    dataset_root,
+    new_row,
+    relative_path,
+    sha256_file,
+    to_frame,
+    write_manifest,
+)
+from forensics.data.media import IMAGE_EXTS, VIDEO_EXTS, MediaError, media_kind, read_media_size
+
+LAYOUTS = ("folder", "real-fake", "ffpp")
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass
+class ImportResult:
+    manifest: pd.DataFrame
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _media_files(folder: Path) -> Iterator[Path]:
+    """Every image/video under `folder`, in a stable order; hidden files and folders are skipped."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+                yield Path(dirpath) / name
+
+
+def _sample_row(path: Path, root: Path, failures: list[tuple[str, str]], **fields: object) -> dict | None:
+    """A manifest row for one file, or None (recorded in `failures`) when the file is unreadable."""
+    try:
+        width, height = read_media_size(path)
+        kind = media_kind(path)
+    except MediaError as exc:
+        failures.append((str(path), exc.reason))
+        return None
+    rel = relative_path(path, root)
+    fields.setdefault("sample_id", rel)
+    return new_row(path=rel, sha256=sha256_file(path), media=kind, width=width, height=height, **fields)
+
+
+def import_folder(folder: Path, root: Path) -> ImportResult:
+    """Every image/video under `folder` is a real sample; identity = its parent folder's name.
+
+    Each file is its own group (nothing is known about which files show the same scene).
+    """
+    failures: list[tuple[str, str]] = []
+    rows = []
+    for path in _media_files(folder):
+        identity = path.parent.name if path.parent != folder else ""
+        row = _sample_row(path, root, failures, label=0, generator="real", identity=identity, group_id=relative_path(path, root))
+        if row:
+            row["video_id"] = row["sample_id"] if row["media"] == "video" else ""
+            rows.append(row)
+    return ImportResult(assign_group_splits(to_frame(rows)), failures)
+
+
+def import_real_fake(folder: Path, root: Path) -> ImportResult:
+    """CNNDetection layout: `[split/][generator/][category/]{0_real,1_fake}/*`.
+
+    A leading train/val/test folder sets the split; the first folder after it names the generator of the
+    fakes (reals stay 'real'), the rest is recorded as `target` (the object category).
+    """
+    failures: list[tuple[str, str]] = []
+    rows = []
+    for path in _media_files(folder):
+        parts = path.relative_to(folder).parts[:-1]
+        if not parts or parts[-1] not in ("0_real", "1_fake"):
+            failures.append((str(path), "not inside a 0_real or 1_fake folder"))
+            continue
+        label = 1 if parts[-1] == "1_fake" else 0
+        rest = list(parts[:-1])
+        split = SPLIT_NAMES.get(rest[0].lower(), "") if rest else ""
+        if split:
+            rest = rest[1:]
+        generator = (rest[0] if rest else "fake") if label else "real"
+        row = _sample_row(
+            path, root, failures, label=label, generator=generator, split=split,
+            target="/".join(rest[1:] if label else rest), group_id=relative_path(path, root),
+        )
+        if row:
+            rows.append(row)
+    df = to_frame(rows)
+    if (df["split"] == "").any():
+        df = assign_group_splits(df)
+    return ImportResult(df, failures)
+
+
+_FFPP_FAKE = re.compile(r"^(?P<target>\d+)_(?P<source>\d+)$")
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def import_ffpp(folder: Path, root: Path) -> ImportResult:
+    """FaceForensics++ tree: `original_sequences/<source>/<compression>/videos/XXX.mp4` (reals) and
+    `manipulated_sequences/<method>/<compression>/videos/XXX_YYY.mp4` (fakes: YYY's face in XXX's video).
+
+    A fake and both videos it was made from share one group (connected ids, as FF++'s own split pairs
+    them), so no identity pair straddles splits. Compression levels (c0/c23/c40) are recorded in `postproc`.
+    """
+    failures: list[tuple[str, str]] = []
+    entries = []
+    for path in _media_files(folder):
+        parts = path.relative_to(folder).parts
+        if media_kind(path) != "video" or len(parts) < 3 or parts[0] not in ("original_sequences", "manipulated_sequences"):
+            failures.append((str(path), "not an FF++ video (expected {original,manipulated}_sequences/<name>/<compression>/videos/*.mp4)"))
+            continue
+        entries.append((path, parts))
+    groups = _UnionFind()
+    for path, parts in entries:
+        m = _FFPP_FAKE.match(path.stem)
+        if parts[0] == "manipulated_sequences" and m:
+            groups.union(m["target"], m["source"])
+        else:
+            groups.find(path.stem)
+    # Reals first, so every fake can name the sample id of the original video it was made in.
+    entries.sort(key=lambda e: e[1][0] == "manipulated_sequences")
+    real_ids: dict[tuple[str, str], str] = {}
+    rows = []
+    for path, parts in entries:
+        compression = parts[2] if len(parts) > 4 else ""
+        sample_id = f"ffpp:{parts[1]}:{compression}:{path.stem}"
+        fields: dict[str, object] = {"label": 0, "generator": "real", "group_id": f"ffpp:{groups.find(path.stem)}"}
+        if parts[0] == "manipulated_sequences":
+            m = _FFPP_FAKE.match(path.stem)
+            if not m:
+                failures.append((str(path), "manipulated video name is not TARGET_SOURCE (e.g. 000_003.mp4)"))
+                continue
+            fields = {
+                "label": 1,
+                "generator": parts[1],
+                "group_id": f"ffpp:{groups.find(m['target'])}",
+                "source_id": real_ids.get((compression, m["target"]), ""),
+                "target": m["source"],
+            }
+        row = _sample_row(
+            path, root, failures, sample_id=sample_id, video_id=path.stem,
+            postproc={"compression": compression} if compression else {}, **fields,
+        )
+        if row:
+            rows.append(row)
+            if row["label"] == 0:
+                real_ids[(compression, path.stem)] = sample_id
+    df = to_frame(rows)
+    return ImportResult(assign_group_splits(df), failures)
+
+
+IMPORTERS: dict[str, Callable[[Path, Path], ImportResult]] = {
+    "folder": import_folder,
+    "real-fake": import_real_fake,
+    "ffpp": import_ffpp,
+}
+
+
+def import_dataset(folder: str | os.PathLike, layout: str, out: str | os.PathLike | None = None) -> ImportResult:
+    """Import `folder` with `layout` and write the manifest to `out` (default `folder/manifest.parquet`)."""
+    folder = Path(folder).resolve()
+    if layout not in IMPORTERS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if not folder.is_dir():
+        raise MediaError(folder, "dataset folder does not exist")
+    out = Path(out) if out is not None else folder / "manifest.parquet"
+    root = dataset_root(out)
+    if not folder.is_relative_to(root):
+        raise ManifestError(
+            f"{out}: the manifest must be written in {folder} or a folder above it, because manifest paths are "
+            f"relative to the manifest's folder and may not leave it"
+        )
+    result = IMPORTERS[layout](folder, root)
+    if result.manifest.empty:
+        raise ManifestError(f"{folder}: no readable media found for layout {layout!r}")
+    write_manifest(result.manifest, out)
+    return result
