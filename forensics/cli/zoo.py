@@ -1,0 +1,80 @@
+"""`forensics zoo ...` and `forensics synth`: thin wrappers over generators.train / .synthesize / checkpoint.
+
+Heavy imports (torch, the models) happen inside the commands so `forensics --help` stays instant."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+zoo_app = typer.Typer(no_args_is_help=True, help="The generator zoo: list, train and sample generative models.")
+
+
+@zoo_app.command("list")
+def list_models() -> None:
+    """Registered generators with their presets."""
+    import generators
+
+    for name in generators.list():
+        spec = generators.get_spec(name)
+        typer.echo(f"{name:12s} {spec.kind:13s} presets: {', '.join(spec.presets)}  -  {spec.summary}")
+
+
+@zoo_app.command("train")
+def train_command(
+    name: str = typer.Argument(..., help="Registered generator, e.g. stylegan2."),
+    data: Path = typer.Option(..., "--data", help="Manifest whose real train split is the training set."),
+    config: str = typer.Option("small", "--config", help="Preset: tiny | small | paper."),
+    steps: int = typer.Option(..., "--steps", help="Total optimisation steps (a resumed run continues to this)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: ckpt-*/ checkpoints, latest.json, log.jsonl."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's last checkpoint."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    seed: int = typer.Option(0, "--seed", help="Training seed (init, data order, noise)."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
+) -> None:
+    """Train a generator; under `torchrun` it runs data-parallel (gloo on CPU, NCCL on GPU)."""
+    from generators.train import TrainOptions, train
+
+    result = train(name, config, data, TrainOptions(steps=steps, out=out, seed=seed, device=device,
+                                                    checkpoint_every=checkpoint_every, resume=resume))
+    typer.echo(f"{result.steps} steps, {result.wall_time_s:.0f} s; checkpoint {result.checkpoint}")
+
+
+@zoo_app.command("sample")
+def sample_command(
+    ckpt: Path = typer.Argument(..., help="Checkpoint folder (model.safetensors + model.json)."),
+    n: int = typer.Option(16, "--n", help="Number of images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first image; image i uses seed + i."),
+    out: Path = typer.Option(..., "--out", help="Folder for the PNGs (and grid.png)."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi (1 = none)."),
+    noise_mode: str = typer.Option("random", "--noise-mode", help="random | const | none."),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Write n sample PNGs and a grid from a checkpoint; the same seed gives the same bytes."""
+    from generators.synthesize import sample_to_folder
+
+    paths = sample_to_folder(ckpt, n=n, seed=seed, out=out, psi=psi, noise_mode=noise_mode, device=device)
+    typer.echo(f"wrote {len(paths)} images to {out}")
+
+
+def synth_command(
+    ckpt: List[Path] = typer.Option(..., "--ckpt", help="Checkpoint folder; repeat for several generators."),
+    data: Path = typer.Option(..., "--data", help="Real manifest: its reals are copied, its split shares reused."),
+    n: int = typer.Option(..., "--n", help="Fakes per checkpoint."),
+    out: Path = typer.Option(..., "--out", help="Dataset folder: manifest.parquet, real/, fake/<generator>/."),
+    size: Optional[int] = typer.Option(None, "--size", help="Resolution for reals and fakes (default: the model's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of fake 0; fake i uses seed + i."),
+    psi: float = typer.Option(1.0, "--psi", help="Truncation psi."),
+    noise_mode: str = typer.Option("random", "--noise-mode", help="random | const | none."),
+    batch: int = typer.Option(16, "--batch", help="Images per forward pass."),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Synthesize a labeled real+fake dataset; resumable, and sharded across ranks under `torchrun`."""
+    from generators.synthesize import SynthOptions, synthesize_distributed
+
+    df = synthesize_distributed(ckpt, data, out, SynthOptions(n=n, size=size, seed=seed, psi=psi,
+                                                               noise_mode=noise_mode, batch=batch, device=device))
+    if df is not None:
+        counts = df.groupby(["generator", "split"]).size().to_dict()
+        typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: {counts}")
