@@ -94,9 +94,8 @@ def _to_rgb_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
     raise MediaError(path, f"unsupported pixel layout {arr.shape}")
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to RGB uint8 `[H,W,3]`."""
-    path = Path(path)
+def _check_image_file(path: Path) -> None:
+    """Exists, non-empty, an image extension, and content whose signature matches that extension."""
     _check_readable_file(path)
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTS:
@@ -106,6 +105,12 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise MediaError(path, "not a recognised image (unknown file signature)")
     if actual != _EXT_FORMAT[ext]:
         raise MediaError(path, f"extension says {_EXT_FORMAT[ext]} but the content is {actual}")
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to RGB uint8 `[H,W,3]`."""
+    path = Path(path)
+    _check_image_file(path)
     try:
         with Image.open(path) as im:
             w, h = im.size  # header only: no pixels decoded yet
@@ -278,7 +283,7 @@ def read_media_size(path: str | os.PathLike) -> tuple[int, int]:
     if media_kind(path) == "video":
         info = probe_video(path)
         return info.width, info.height
-    _check_readable_file(path)
+    _check_image_file(path)
     try:
         with Image.open(path) as im:
             return im.size

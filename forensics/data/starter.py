@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,11 +178,12 @@ def build_starter(
     cfg: StarterConfig = StarterConfig(),
     detector: FaceDetector | None = None,
     progress: Callable[[str], None] | None = None,
+    only: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Build (or rebuild) the starter corpus into `out`; returns its manifest."""
+    """Build (or rebuild) the starter corpus into `out`; returns its manifest. `only` limits the source files."""
     started = time.perf_counter()
     out = Path(out)
-    sources = load_sources()
+    sources = [s for s in load_sources() if only is None or s.file in only]
     verify_sources(sources)
     for sub in ("crops", "videos"):
         shutil.rmtree(out / sub, ignore_errors=True)  # a rebuild starts clean: no stale crops survive
