@@ -1,0 +1,168 @@
+"""`forensics detect ...`: list, train, evaluate and apply detectors; run the benchmark and its report.
+
+Each command is a thin wrapper over a library function (forensics.detectors, forensics.evaluate,
+forensics.report); heavy imports stay inside the command bodies so `forensics --help` is instant.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+detect_app = typer.Typer(no_args_is_help=True, help="Detectors: train, evaluate, predict, benchmark + report.")
+
+
+def _split_list(value: Optional[str]) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _params(name: str, params_json: Optional[str], augment: Optional[str], epochs: Optional[int],
+            device: Optional[str]) -> dict:
+    """Explicit hyperparameters from --params JSON plus the CNN shortcuts (--augment/--epochs/--device)."""
+    params = json.loads(params_json) if params_json else {}
+    if not isinstance(params, dict):
+        raise typer.BadParameter("--params must be a JSON object")
+    shortcuts = {"augment": augment, "epochs": epochs, "device": device}
+    for key, value in shortcuts.items():
+        if value is not None:
+            if name != "cnn":
+                raise typer.BadParameter(f"--{key} applies to the cnn detector only")
+            params[key] = value
+    return params
+
+
+@detect_app.command("list")
+def list_cmd() -> None:
+    """List registered detectors and their hyperparameters with defaults."""
+    import inspect
+
+    import forensics.detectors as registry
+
+    for name in registry.list():
+        sig = inspect.signature(registry.get_class(name).__init__)
+        args = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values() if p.name != "self")
+        typer.echo(f"{name}: {args}")
+
+
+@detect_app.command("train")
+def train_cmd(
+    name: str = typer.Argument(..., help="detector name (see `forensics detect list`)"),
+    data: Path = typer.Option(..., "--data", help="manifest with train (and val) splits"),
+    out: Path = typer.Option(..., "--out", help="directory for the saved detector"),
+    generators: Optional[str] = typer.Option(None, help="comma-separated fake generators to train on (default all)"),
+    augment: Optional[str] = typer.Option(None, help="cnn augmentation preset: none, flip, blurjpeg0.1, blurjpeg0.5, strong"),
+    epochs: Optional[int] = typer.Option(None, help="cnn epochs"),
+    device: Optional[str] = typer.Option(None, help="cnn device: auto, cpu, cuda"),
+    params: Optional[str] = typer.Option(None, help='hyperparameters as JSON, e.g. \'{"C": 0.5}\''),
+    image_size: Optional[int] = typer.Option(None, help="resize images to this square size"),
+) -> None:
+    """Train one detector on the manifest's train split (val split: early stopping and threshold)."""
+    import forensics.detectors as registry
+    from forensics.data.manifest import dataset_root, read_manifest
+    from forensics.evaluate import load_images, subset
+
+    df = read_manifest(data)
+    root = dataset_root(data)
+    all_gens = sorted(df.loc[df["label"] == 1, "generator"].astype(str).unique())
+    gens = _split_list(generators) or all_gens
+    unknown = set(gens) - set(all_gens)
+    if unknown:
+        raise typer.BadParameter(f"generators not in the manifest: {sorted(unknown)} (have {all_gens})")
+    size = (image_size, image_size) if image_size else None
+    train = load_images(df[df["split"] == "train"], root, size)
+    val = load_images(df[df["split"] == "val"], root, tuple(train.images.shape[1:3]))
+    for s in train.skipped + val.skipped:
+        typer.echo(f"skipped {s['path']}: {s['error']}", err=True)
+    det = registry.create(name, **_params(name, params, augment, epochs, device))
+    x, y = subset(train, gens)
+    vx, vy = subset(val, gens)
+    det.fit(x, y, vx if len(vy) else None, vy if len(vy) else None)
+    det.train_generators_ = ",".join(gens)
+    det.save(out)
+    typer.echo(f"saved {name} trained on {','.join(gens)} (n={len(y)}, threshold={det.threshold_:.4g}) to {out}")
+
+
+@detect_app.command("eval")
+def eval_cmd(
+    model: Path = typer.Argument(..., help="saved detector directory"),
+    data: Path = typer.Option(..., "--data", help="manifest"),
+    out: Path = typer.Option(..., "--out", help="directory for scores.parquet/csv and metrics.json"),
+    perturb: Optional[str] = typer.Option(None, help="comma-separated perturbations, e.g. jpeg75,blur1"),
+    split: str = typer.Option("test", help="train, val, test or all"),
+    n_boot: int = typer.Option(500, help="bootstrap replicates for CIs"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Score a saved detector on a manifest split, clean and perturbed; write scores and metrics."""
+    from forensics.evaluate import evaluate_model
+
+    metrics = evaluate_model(model, data, out, _split_list(perturb), split=split, n_boot=n_boot, seed=seed,
+                             log=typer.echo)
+    for r in metrics["results"]:
+        m = r["metrics"]["all"]
+        typer.echo(f"{r['perturbation']:>10}: AUC {m['auc']:.4f}  AP {m['ap']:.4f}  EER {m['eer']:.4f}  "
+                   f"acc@thr {m.get('accuracy', float('nan')):.4f}")
+
+
+@detect_app.command("predict")
+def predict_cmd(
+    model: Path = typer.Argument(..., help="saved detector directory"),
+    paths: list[Path] = typer.Argument(..., help="image files"),
+) -> None:
+    """Print P(fake) and the verdict at the calibrated threshold for each image (bad files are reported)."""
+    import forensics.detectors as registry
+    from forensics.data.media import MediaError, read_image
+
+    det = registry.load(model)
+    for path in paths:
+        try:
+            img = read_image(path)
+        except (MediaError, OSError) as exc:
+            typer.echo(f"{path}\terror\t{exc}", err=True)
+            continue
+        p = float(det.predict_proba(img[None])[0])
+        typer.echo(f"{path}\t{p:.6f}\t{'fake' if p > det.threshold_ else 'real'}")
+
+
+@detect_app.command("bench")
+def bench_cmd(
+    data: Path = typer.Option(..., "--data", help="manifest with train/val/test splits"),
+    out: Path = typer.Option(..., "--out", help="benchmark directory (scores, metrics, models, report)"),
+    detectors: str = typer.Option("spectral,dct,cnn", help="comma-separated detectors"),
+    perturb: str = typer.Option("jpeg95,jpeg75,jpeg50,jpeg30,blur1,resize0.5,noise", help="perturbations"),
+    cross_detectors: Optional[str] = typer.Option(None, help="detectors that get per-generator models (default all)"),
+    no_cross: bool = typer.Option(False, "--no-cross", help="skip the cross-generator matrix"),
+    params: Optional[str] = typer.Option(None, help='per-detector hyperparameters as JSON: {"cnn": {"epochs": 4}}'),
+    image_size: Optional[int] = typer.Option(None),
+    max_train_per_class: Optional[int] = typer.Option(None, help="cap per (label, generator) for quick runs"),
+    n_boot: int = typer.Option(500),
+    seed: int = typer.Option(0),
+    fresh: bool = typer.Option(False, "--fresh", help="retrain even if saved models exist"),
+    html: bool = typer.Option(True, "--html/--no-html"),
+) -> None:
+    """Run the benchmark (train, score clean + perturbed, cross-generator) and write the report."""
+    from forensics.evaluate import BenchConfig, run_benchmark
+    from forensics.report import write_report
+
+    dets = tuple(_split_list(detectors))
+    per_det = json.loads(params) if params else {}
+    config = BenchConfig(
+        detectors=dets, detector_params=per_det, perturbations=tuple(_split_list(perturb)),
+        cross_generator=not no_cross,
+        cross_generator_detectors=tuple(_split_list(cross_detectors)) if cross_detectors else None,
+        image_size=image_size, max_train_per_class=max_train_per_class, n_boot=n_boot, seed=seed)
+    run_benchmark(data, out, config, resume=not fresh, log=typer.echo)
+    typer.echo(f"report: {write_report(out, html=html)}")
+
+
+@detect_app.command("report")
+def report_cmd(
+    bench_dir: Path = typer.Argument(..., help="directory written by `forensics detect bench`"),
+    out: Optional[Path] = typer.Option(None, help="report directory (default: the benchmark directory)"),
+    html: bool = typer.Option(True, "--html/--no-html"),
+) -> None:
+    """Re-render the Markdown/HTML report and plots from a benchmark's scores and metrics."""
+    from forensics.report import write_report
+
+    typer.echo(f"report: {write_report(bench_dir, out, html=html)}")
