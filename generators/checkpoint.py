@@ -119,7 +119,10 @@ def state_tensors(module: "nn.Module", prefix: str = "") -> dict[str, torch.Tens
 def load_state(module: "nn.Module", tensors: dict[str, torch.Tensor], prefix: str = "", source: str = "") -> None:
     """Load `prefix`-ed tensors into a module strictly: missing or unexpected keys are an error."""
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{source}: weights do not match the model ({str(exc).splitlines()[-1].strip()})") from None
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(f"{source}: weights do not match the model (missing {result.missing_keys[:5]}, "
                               f"unexpected {result.unexpected_keys[:5]})")

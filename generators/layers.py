@@ -147,20 +147,39 @@ class ModulatedConv2d(nn.Module):
         self.register_buffer("resample_filter", binomial_filter(), persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # [N,Cin,H,W], [N,w_dim] -> [N,Cout,H',W']
+        y, dcoef = self.forward_parts(x, w)
+        return y if dcoef is None else y * dcoef.to(y.dtype)[:, :, None, None]
+
+    def forward_parts(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(conv output, demodulation coefficients [N,Cout] still to apply, or None when already applied).
+
+        Leaving the per-channel demodulation to the caller lets it fold it into one pass with bias, noise and
+        activation (see SynthesisLayer): on CPU the elementwise passes cost as much as the convs."""
         n = x.shape[0]
         styles = self.affine(w)  # [N,Cin]
-        weight = self.weight * self.weight_gain  # [Cout,Cin,k,k]
+        weight, wsq = self._scaled_weight()  # [Cout,Cin,k,k], [Cout,Cin]
         dcoef = None
         if self.demodulate:
-            wsq = weight.square().sum(dim=[2, 3])  # [Cout,Cin]
             dcoef = torch.rsqrt(styles.square() @ wsq.t() + 1e-8)  # [N,Cout]
         if self.fused:
-            return self._forward_grouped(x, styles, weight, dcoef, n)
+            return self._forward_grouped(x, styles, weight, dcoef, n), None
         x = x * styles.to(x.dtype)[:, :, None, None]
-        x = self._conv(x, weight.to(x.dtype))
-        if dcoef is not None:
-            x = x * dcoef.to(x.dtype)[:, :, None, None]
-        return x
+        return self._conv(x, weight.to(x.dtype)), dcoef
+
+    def _scaled_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """weight * gain and its per-(out,in) squared norms. Without autograd they are cached until the weight
+        changes (its version counter moves on every in-place update or load): recomputing them on every call
+        costs ~10% of a CPU sampling pass."""
+        if torch.is_grad_enabled():
+            weight = self.weight * self.weight_gain
+            return weight, weight.square().sum(dim=[2, 3])
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.device, self.weight.dtype,
+               torch.is_inference_mode_enabled())
+        if getattr(self, "_cache_key", None) != key:
+            weight = self.weight.detach() * self.weight_gain
+            self._cache = (weight, weight.square().sum(dim=[2, 3]))
+            self._cache_key = key
+        return self._cache
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
         if not self.up:
@@ -204,15 +223,23 @@ class NoiseInjection(nn.Module):
         self.strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
+    def noise_image(self, x: torch.Tensor, mode: NoiseMode = "random",
+                    noise: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The unscaled noise to add to `x` ([N or 1,1,H,W]), or None in mode 'none'."""
+        if mode == "none":
+            return None
+        if mode == "const":
+            return self.noise_const.to(x.dtype)
+        if mode != "random":
+            raise ValueError(f"noise mode must be random|const|none, got {mode!r}")
+        if noise is None:
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        return noise.to(x.dtype)
+
     def forward(self, x: torch.Tensor, mode: NoiseMode = "random",
                 noise: torch.Tensor | None = None) -> torch.Tensor:  # [N,C,H,W]
-        if mode == "none":
-            return x
-        if mode == "const":
-            noise = self.noise_const
-        elif noise is None:
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
-        return x + noise.to(x.dtype) * self.strength.to(x.dtype)
+        img = self.noise_image(x, mode, noise)
+        return x if img is None else x + img * self.strength.to(x.dtype)
 
 
 class MinibatchStd(nn.Module):

@@ -32,13 +32,32 @@ def train_command(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     seed: int = typer.Option(0, "--seed", help="Training seed (init, data order, noise)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
+    identities: Optional[str] = typer.Option(None, "--identities",
+                                             help="Comma-separated identities, for models trained on named people "
+                                                  "(faceswap: A,B)."),
 ) -> None:
     """Train a generator; under `torchrun` it runs data-parallel (gloo on CPU, NCCL on GPU)."""
     from generators.train import TrainOptions, train
 
-    result = train(name, config, data, TrainOptions(steps=steps, out=out, seed=seed, device=device,
-                                                    checkpoint_every=checkpoint_every, resume=resume))
+    cfg = _with_identities(name, config, identities) if identities else config
+    result = train(name, cfg, data, TrainOptions(steps=steps, out=out, seed=seed, device=device,
+                                                 checkpoint_every=checkpoint_every, resume=resume))
     typer.echo(f"{result.steps} steps, {result.wall_time_s:.0f} s; checkpoint {result.checkpoint}")
+
+
+def _with_identities(name: str, config: str, identities: str):
+    """The preset with its `identities` field replaced; models without that field refuse the option."""
+    import dataclasses
+
+    import generators
+
+    cfg = generators.resolve_config(name, config)
+    if "identities" not in {f.name for f in dataclasses.fields(cfg)}:
+        raise typer.BadParameter(f"{name} does not train on named identities", param_hint="--identities")
+    try:
+        return dataclasses.replace(cfg, identities=tuple(s.strip() for s in identities.split(",") if s.strip()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--identities") from None
 
 
 @zoo_app.command("sample")
@@ -58,10 +77,43 @@ def sample_command(
     typer.echo(f"wrote {len(paths)} images to {out}")
 
 
+@zoo_app.command("quality")
+def quality_command(
+    ckpt: Path = typer.Argument(..., help="Checkpoint folder to evaluate."),
+    data: Path = typer.Option(..., "--data", help="Real manifest (all its real images are the reference)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Step-0 checkpoint to compare against."),
+    n: int = typer.Option(512, "--n", help="Images per side."),
+    seed: int = typer.Option(0, "--seed", help="Sampling and projection seed."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the figures as JSON here."),
+    grid: Optional[Path] = typer.Option(None, "--grid", help="Also write a 8x8 sample grid PNG here."),
+) -> None:
+    """Offline quality: SWD on Laplacian pyramids and the radial log-spectrum distance (lower is better)."""
+    import json
+
+    from generators import quality
+
+    if baseline is not None:
+        result = quality.compare_to_baseline(ckpt, baseline, data, n=n, seed=seed)
+        summary = {k: {"swd_x1e3": result[k]["swd_x1e3"]["mean"], "spectral_rms": result[k]["spectral"]["rms"]}
+                   for k in ("step0", "trained")}
+        summary["trained_beats_step0"] = result["trained_beats_step0"]
+    else:
+        result = quality.evaluate_checkpoint(ckpt, data, n=n, seed=seed)
+        summary = {"swd_x1e3": result["swd_x1e3"]["mean"], "spectral_rms": result["spectral"]["rms"]}
+    if out is not None:
+        quality.write_json(result, out)
+    if grid is not None:
+        from generators.checkpoint import load_generator
+
+        quality.write_grid(load_generator(ckpt).model.sample(64, seed=seed), grid, nrow=8)
+    typer.echo(json.dumps(summary, indent=2))
+
+
 def synth_command(
     ckpt: List[Path] = typer.Option(..., "--ckpt", help="Checkpoint folder; repeat for several generators."),
     data: Path = typer.Option(..., "--data", help="Real manifest: its reals are copied, its split shares reused."),
-    n: int = typer.Option(..., "--n", help="Fakes per checkpoint."),
+    n: int = typer.Option(..., "--n", "--count", help="Fakes per checkpoint (--count: same, for torchrun, whose "
+                          "argument parser mistakes '--n' for an abbreviation of its own options)."),
     out: Path = typer.Option(..., "--out", help="Dataset folder: manifest.parquet, real/, fake/<generator>/."),
     size: Optional[int] = typer.Option(None, "--size", help="Resolution for reals and fakes (default: the model's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of fake 0; fake i uses seed + i."),
