@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from forensics.data.media import write_bytes_atomic
 from generators.checkpoint import (
     MODEL_JSON,
     MODEL_WEIGHTS,
@@ -359,6 +360,9 @@ def run_training(name: str, task: TrainTask, data: dict[str, torch.Tensor], opti
 
         bar = tqdm(total=options.steps, initial=start, desc=f"train {name}", dynamic_ncols=True)
     log_path = out / "log.jsonl"
+    if latest is not None and dist_info.main and log_path.exists():  # forget lines of steps lost with the kill
+        kept = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start]
+        write_bytes_atomic(log_path, "".join(ln + "\n" for ln in kept).encode())
     done_this_session = 0
     for step in range(start, options.steps):
         if options.stop_after is not None and done_this_session >= options.stop_after:

@@ -21,7 +21,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _opts(out: Path, steps: int, **kw) -> TrainOptions:
-    return TrainOptions(steps=steps, out=out, checkpoint_every=2, progress=False, **kw)
+    return TrainOptions(steps=steps, out=out, checkpoint_every=2, progress=False, log_every=1, **kw)
 
 
 def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(tmp_path: Path, manifest: Path) -> None:
@@ -41,6 +41,8 @@ def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(tmp_path: Path, m
     assert info["steps"] == 6 and info["seed"] == 0 and info["images_seen"] == 24
     assert (tmp_path / "killed" / "ckpt-00000000").exists()  # step 0 kept as the quality baseline
     assert not list((tmp_path / "killed").glob(".tmp-*"))
+    steps_logged = [json.loads(x)["step"] for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert steps_logged == sorted(set(steps_logged))  # the lost step 3 was logged once, then replaced
 
 
 def test_refuses_to_overwrite_a_run_or_resume_with_another_config(tmp_path: Path, manifest: Path) -> None:
