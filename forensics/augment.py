@@ -12,6 +12,7 @@ Images are uint8 RGB numpy arrays `[H,W,3]` (one image) or `[N,H,W,3]` (a batch)
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +37,18 @@ def _did_you_mean(name: str, options: Sequence[str], what: str) -> ValueError:
 # --------------------------------------------------------------------------------------------- (a) training
 
 
+def _albumentations():
+    """Import albumentations without its start-up version check, which would reach out to pypi.org."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations
+
+    return albumentations
+
+
 def training_transform(preset: str, seed: int | None = None):
     """An `albumentations.Compose` for a preset name (None for "none"). Seeded: the same seed replays the same
     random stream, so a training run is reproducible."""
-    import albumentations as A
+    A = _albumentations()
 
     name = PRESET_ALIASES.get(preset, preset)
     if name not in TRAIN_PRESETS:

@@ -105,8 +105,9 @@ def plot_cross_generator(res: Results, path: Path) -> None:
 
     cross = res.raw["cross_generator"]
     dets = [d for d in res.detectors if d in cross]
-    fig, axes = plt.subplots(1, len(dets), figsize=(3.6 * len(dets), 3.4), squeeze=False)
-    for ax, det in zip(axes[0], dets):
+    fig, axes = plt.subplots(1, len(dets), figsize=(3.9 * len(dets) + 1.0, 3.6), squeeze=False,
+                             constrained_layout=True)
+    for j, (ax, det) in enumerate(zip(axes[0], dets)):
         m = np.array(cross[det]["auc"], dtype=float)
         gens = cross[det]["generators"]
         im = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis")
@@ -115,9 +116,10 @@ def plot_cross_generator(res: Results, path: Path) -> None:
                 ax.text(k, i, _fmt(m[i, k], 2), ha="center", va="center", fontsize=8,
                         color="black" if m[i, k] > 0.6 else "white")
         ax.set_xticks(range(len(gens)), gens, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(gens)), gens, fontsize=8)
+        ax.set_yticks(range(len(gens)), gens if j == 0 else [""] * len(gens), fontsize=8)
         ax.set_xlabel("test generator")
-        ax.set_ylabel("train generator")
+        if j == 0:
+            ax.set_ylabel("train generator")
         ax.set_title(f"{det}: off-diag {_fmt(cross[det]['mean_off_diagonal'], 3)}", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="AUC")
     _savefig(fig, path)

@@ -16,18 +16,19 @@ from forensics.detectors.linear import LinearFeatureDetector
 
 @lru_cache(maxsize=16)
 def dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II matrix (same transform as scipy.fft.dct(norm="ortho")).  # -> [n,n] float32"""
+    """Orthonormal DCT-II matrix (same transform as scipy.fft.dct(norm="ortho")).  # -> [n,n] float64"""
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
     c = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
     c[0] /= np.sqrt(2.0)
-    return c.astype(np.float32)
+    return c
 
 
 def dct2(planes: np.ndarray) -> np.ndarray:
-    """Orthonormal 2-D DCT-II over the last two axes.  # [...,H,W] -> [...,H,W] float32"""
+    """Orthonormal 2-D DCT-II over the last two axes, in float64 (the DC term dwarfs the high-frequency
+    coefficients the detector needs).  # [...,H,W] -> [...,H,W] float64"""
     h, w = planes.shape[-2:]
-    return dct_matrix(h) @ planes.astype(np.float32) @ dct_matrix(w).T
+    return dct_matrix(h) @ planes.astype(np.float64) @ dct_matrix(w).T
 
 
 def log_dct_features(images: np.ndarray, channels: str = "gray", log_eps: float = 1.0) -> np.ndarray:
@@ -42,7 +43,7 @@ def log_dct_features(images: np.ndarray, channels: str = "gray", log_eps: float 
     else:
         raise ValueError(f"channels must be 'gray' or 'rgb', got {channels!r}")
     coeffs = dct2(planes)
-    return np.log(np.abs(coeffs) + np.float32(log_eps)).reshape(len(images), -1)
+    return np.log(np.abs(coeffs) + log_eps).astype(np.float32).reshape(len(images), -1)
 
 
 class DCTDetector(LinearFeatureDetector):

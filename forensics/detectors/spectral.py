@@ -26,7 +26,7 @@ def radial_matrix(height: int, width: int, n_bins: int) -> np.ndarray:
     spectrum centre out to the corner); columns of the half-plane that stand for two conjugate frequencies
     count twice, so the averages equal those over the full plane. The per-radius means are then linearly
     resampled to `n_bins` points between radius 0 and the corner, which makes the profile length independent
-    of the image size.  # -> [H*(W//2+1), n_bins] float32
+    of the image size.  # -> [H*(W//2+1), n_bins] float64
     """
     ky = np.fft.fftfreq(height) * height  # [H] integer frequencies
     kx = np.fft.rfftfreq(width) * width  # [W//2+1]
@@ -49,7 +49,7 @@ def radial_matrix(height: int, width: int, n_bins: int) -> np.ndarray:
     interp = np.zeros((n_radii, n_bins))
     np.add.at(interp, (lo, np.arange(n_bins)), 1.0 - frac)
     np.add.at(interp, (hi, np.arange(n_bins)), frac)
-    return (onehot @ interp).astype(np.float32)
+    return onehot @ interp
 
 
 def azimuthal_spectrum(images: np.ndarray, n_bins: int = 64, normalize: str = "minmax") -> np.ndarray:
@@ -62,7 +62,8 @@ def azimuthal_spectrum(images: np.ndarray, n_bins: int = 64, normalize: str = "m
     if normalize not in ("minmax", "none"):
         raise ValueError(f"normalize must be 'minmax' or 'none', got {normalize!r}")
     n, h, w = images.shape[:3]
-    spec = sfft.rfft2(grayscale(images), axes=(1, 2), workers=-1)  # [N,H,W//2+1] complex64
+    # float64 FFT: the DC term is ~1e5 times the weakest high-frequency terms, float32 would blur the latter.
+    spec = sfft.rfft2(grayscale(images).astype(np.float64), axes=(1, 2), workers=-1)  # [N,H,W//2+1] complex128
     log_power = np.log(spec.real**2 + spec.imag**2 + _LOG_EPS)  # [N,H,Wr]
     prof = log_power.reshape(n, -1) @ radial_matrix(h, w, n_bins)  # [N,n_bins]
     if normalize == "minmax":
