@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # name -> module exposing `SPEC: ModelSpec`. Add a line here when a model lands.
 _MODULES: dict[str, str] = {
     "stylegan2": "generators.stylegan2",
+    "cyclegan": "generators.cyclegan",
+    "stargan_v2": "generators.stargan_v2",
     "faceswap": "generators.faceswap",
 }
 
