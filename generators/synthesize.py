@@ -71,6 +71,18 @@ class _Item:
     source: Path | None = None  # real: the file to copy
     ckpt_index: int = -1  # fake: which checkpoint
     seed: int = -1
+    mode: str = ""  # translation fake: style mode ("none" | "latent" | "reference"); "" for sampled fakes
+    ref: Path | None = None  # translation fake with reference style: the reference image
+
+
+def _plan_translations(ck: GeneratorCheckpoint, ck_index: int, real_df: pd.DataFrame, real_root: Path,
+                       opts: SynthOptions, size: int) -> list[_Item]:
+    """Image-to-image fakes (CycleGAN, StarGAN v2): each translates a real and takes its split and group."""
+    from generators.translation import translation_rows
+
+    return [_Item("fake", row, source=real_root / src, ckpt_index=ck_index, seed=int(row["seed"]), mode=mode,
+                  ref=None if ref is None else real_root / ref)
+            for row, src, ref, mode in translation_rows(ck, real_df, opts.n, opts.seed, size)]
 
 
 def _resize_note(src: int, dst: int) -> dict[str, Any]:
@@ -156,7 +168,10 @@ def synthesize_shard(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike
     fractions = real_split_fractions(real_df)
     items = _plan_reals(real_df, dataset_root(data), size)
     for k, ck in enumerate(loaded):
-        items += _plan_fakes(ck, k, opts, size, fractions)
+        if hasattr(ck.model, "translate"):
+            items += _plan_translations(ck, k, real_df, dataset_root(data), opts, size)
+        else:
+            items += _plan_fakes(ck, k, opts, size, fractions)
     mine = [it for i, it in enumerate(items) if i % world == rank]
 
     done = _existing_rows(out)
@@ -191,8 +206,15 @@ def synthesize_shard(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike
         ck = loaded[k]
         for start in range(0, len(fakes), opts.batch):
             chunk = fakes[start:start + opts.batch]
-            imgs = sample_fixed_batch(ck.model, [it.seed for it in chunk], opts.batch, psi=opts.psi,
-                                      cutoff=opts.cutoff, noise_mode=opts.noise_mode)
+            if chunk[0].mode:  # a translator: fakes are made from their real sources
+                from generators.translation import make_translations
+
+                imgs = make_translations(ck.model, [it.source for it in chunk], [it.ref for it in chunk],
+                                         [it.row["target"] for it in chunk], [it.mode for it in chunk],
+                                         [it.seed for it in chunk], opts.batch)
+            else:
+                imgs = sample_fixed_batch(ck.model, [it.seed for it in chunk], opts.batch, psi=opts.psi,
+                                          cutoff=opts.cutoff, noise_mode=opts.noise_mode)
             for it, rgb in zip(chunk, to_uint8(imgs)):
                 rows.append(_write(out, it, _resize(rgb, size)))
             since_flush += len(chunk)

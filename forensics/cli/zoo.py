@@ -35,11 +35,17 @@ def train_command(
     identities: Optional[str] = typer.Option(None, "--identities",
                                              help="Comma-separated identities, for models trained on named people "
                                                   "(faceswap: A,B)."),
+    domains: Optional[str] = typer.Option(None, "--domains", help="Comma-separated domains (values of "
+                                          "--domain-column) for image-to-image models; default: the biggest."),
+    domain_column: Optional[str] = typer.Option(None, "--domain-column",
+                                                help="Manifest column whose values are the domains (default identity)."),
 ) -> None:
     """Train a generator; under `torchrun` it runs data-parallel (gloo on CPU, NCCL on GPU)."""
     from generators.train import TrainOptions, train
 
     cfg = _with_identities(name, config, identities) if identities else config
+    if domains or domain_column:
+        cfg = _with_domains(name, cfg, domains, domain_column)
     result = train(name, cfg, data, TrainOptions(steps=steps, out=out, seed=seed, device=device,
                                                  checkpoint_every=checkpoint_every, resume=resume))
     typer.echo(f"{result.steps} steps, {result.wall_time_s:.0f} s; checkpoint {result.checkpoint}")
@@ -58,6 +64,29 @@ def _with_identities(name: str, config: str, identities: str):
         return dataclasses.replace(cfg, identities=tuple(s.strip() for s in identities.split(",") if s.strip()))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--identities") from None
+
+
+def _with_domains(name: str, config, domains: Optional[str], column: Optional[str]):
+    """The config with `domains` (and `num_domains`, where the model has it) / `domain_column` replaced."""
+    import dataclasses
+
+    import generators
+
+    cfg = generators.resolve_config(name, config)
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    if "domains" not in fields:
+        raise typer.BadParameter(f"{name} does not translate between domains", param_hint="--domains")
+    changes: dict = {}
+    if domains:
+        changes["domains"] = tuple(s.strip() for s in domains.split(",") if s.strip())
+        if "num_domains" in fields:
+            changes["num_domains"] = len(changes["domains"])
+    if column:
+        changes["domain_column"] = column
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--domains") from None
 
 
 @zoo_app.command("sample")
