@@ -64,7 +64,10 @@ def azimuthal_spectrum(images: np.ndarray, n_bins: int = 64, normalize: str = "m
     n, h, w = images.shape[:3]
     # float64 FFT: the DC term is ~1e5 times the weakest high-frequency terms, float32 would blur the latter.
     spec = sfft.rfft2(grayscale(images).astype(np.float64), axes=(1, 2), workers=-1)  # [N,H,W//2+1] complex128
-    log_power = np.log(spec.real**2 + spec.imag**2 + _LOG_EPS)  # [N,H,Wr]
+    log_power = spec.real * spec.real  # [N,H,Wr]; in place from here on: this is the memory-bound part
+    log_power += spec.imag * spec.imag
+    log_power += _LOG_EPS
+    np.log(log_power, out=log_power)
     prof = log_power.reshape(n, -1) @ radial_matrix(h, w, n_bins)  # [N,n_bins]
     if normalize == "minmax":
         lo = prof.min(axis=1, keepdims=True)
