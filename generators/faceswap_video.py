@@ -405,3 +405,26 @@ def synthesize_faceswap_video(ckpt: str | os.PathLike, data: str | os.PathLike, 
                   "frames_with_face": result.faces, "frames_without_face": result.no_face_frames[:50],
                   "real_reencoded": real_rel}))
     return _save_manifest(rows, out)
+
+
+def synthesize_faceswap(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike, out: str | os.PathLike, n: int,
+                        seed: int = 0, videos: Sequence[str] = (), variants: Sequence[str] = ("naive",),
+                        max_frames: int | None = None, device: str = "cpu") -> pd.DataFrame:
+    """`forensics synth` for face-swap checkpoints: `n` merged-frame fakes per checkpoint, plus, for each video id
+    in `videos`, one fake video per variant. Single process; a dataset folder of its own (its reals are the
+    corpus' 128 px crops, which the other generators' synthesis resizes)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError("face-swap synthesis runs in one process; launch it without torchrun")
+    df = pd.DataFrame()
+    for ckpt in ckpts:
+        if n > 0:
+            df = synthesize_faceswap_images(ckpt, data, out, n, seed=seed, device=device)
+        for vid in videos:
+            real = read_manifest(data)
+            vrow = real[(real["media"] == "video") & (real["video_id"] == vid)]
+            if vrow.empty:
+                raise ValueError(f"{data}: no video row with video_id {vid!r}")
+            tracks = video_tracks(dataset_root(data) / vrow.iloc[0]["path"], 1, max_frames)
+            for name in variants:
+                df = synthesize_faceswap_video(ckpt, data, out, vid, variant(name, max_frames, seed), device, tracks)
+    return df

@@ -131,3 +131,23 @@ def test_landmark_smoothing_is_zero_lag_and_reduces_jitter() -> None:
     assert not np.allclose(jit[3], truth[3]) and np.allclose(landmark_sequence(tracks, VARIANTS["naive"])[3], truth[3])
     with pytest.raises(ValueError, match="unknown video variant"):
         variant("calm")
+
+
+def test_synth_cli_makes_faceswap_images_and_videos(tmp_path: Path, dataset) -> None:
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+
+    manifest, ck, _ = dataset
+    res = CliRunner().invoke(app, ["synth", "--ckpt", str(ck), "--data", str(manifest), "--n", "2", "--out",
+                                   str(tmp_path / "ds"), "--videos", "clip", "--video-variant", "naive",
+                                   "--max-frames", "3"])
+    assert res.exit_code == 0, res.output
+    df = read_manifest(tmp_path / "ds" / "manifest.parquet")
+    validate_manifest(df, tmp_path / "ds")
+    fake_video = df[(df["media"] == "video") & (df["label"] == 1)]
+    assert len(fake_video) == 1 and probe_video(tmp_path / "ds" / fake_video.iloc[0]["path"]).frame_count == 3
+    assert ((df["label"] == 1) & (df["media"] == "frame")).sum() >= 1  # the merged-frame image fake
+    bad = CliRunner().invoke(app, ["synth", "--ckpt", str(ck), "--ckpt", str(ck), "--data", str(manifest), "--n", "1",
+                                   "--out", str(tmp_path / "x"), "--videos", "nope"])
+    assert bad.exit_code != 0

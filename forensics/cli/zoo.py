@@ -150,10 +150,30 @@ def synth_command(
     noise_mode: str = typer.Option("random", "--noise-mode", help="random | const | none."),
     batch: int = typer.Option(16, "--batch", help="Images per forward pass."),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda."),
+    videos: Optional[str] = typer.Option(None, "--videos", help="Face swap only: comma-separated video_ids of the "
+                                         "real manifest to swap frame by frame (fake MP4s + re-encoded reals)."),
+    video_variant: List[str] = typer.Option(["naive"], "--video-variant",
+                                            help="Face-swap video variant: naive | jittered | smoothed (repeatable)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Face-swap videos: frames per video."),
 ) -> None:
     """Synthesize a labeled real+fake dataset; resumable, and sharded across ranks under `torchrun`."""
+    from generators.checkpoint import read_model_json
     from generators.synthesize import SynthOptions, synthesize_distributed
 
+    swaps = [c for c in ckpt if read_model_json(c)["generator"] == "faceswap"]
+    if swaps:  # merged into frames (and videos): its own pipeline, see generators.faceswap_video
+        if len(swaps) != len(ckpt):
+            raise typer.BadParameter("face-swap checkpoints make their own dataset; synthesize them into "
+                                     "another --out than the other generators", param_hint="--ckpt")
+        from generators.faceswap_video import synthesize_faceswap
+
+        df = synthesize_faceswap(swaps, data, out, n, seed, [v for v in (videos or "").split(",") if v],
+                                 video_variant, max_frames, device)
+        typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: "
+                   f"{df.groupby(['generator', 'media']).size().to_dict() if len(df) else {}}")
+        return
+    if videos:
+        raise typer.BadParameter("--videos needs a face-swap checkpoint", param_hint="--videos")
     df = synthesize_distributed(ckpt, data, out, SynthOptions(n=n, size=size, seed=seed, psi=psi,
                                                                noise_mode=noise_mode, batch=batch, device=device))
     if df is not None:
