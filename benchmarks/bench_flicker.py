@@ -147,6 +147,68 @@ def video_report(ckpt: Path, data: Path, work: Path, out: Path, video_id: str, v
             "figures": figures, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
+def _face_features(windows: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Inner-face structure only: gray, outside the landmark face hull zeroed, 32x32, standardised per image."""
+    from generators.merge import face_region_mask
+
+    feats = []
+    for w, m in zip(windows, marks):
+        g = cv2.cvtColor(w, cv2.COLOR_RGB2GRAY).astype(np.float32) * face_region_mask(m, w.shape[0])
+        g = cv2.resize(g, (32, 32), interpolation=cv2.INTER_AREA).ravel()
+        feats.append((g - g.mean()) / (g.std() + 1e-6))
+    return np.stack(feats)
+
+
+def swap_quality(ckpt: Path, data: Path) -> dict:
+    """Reconstruction of each identity by its own decoder, and an identity-transfer rate: a logistic regression
+    trained to tell the two people apart from inner-face structure (real train-split crops; colour removed by
+    per-image standardisation, since creation transfers colour) labels merged swaps as the target how often?"""
+    import dataclasses
+
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from generators.faceswap import load_identity, ssim
+    from generators.merge import merge_face
+
+    ck = load_generator(ckpt)
+    cfg = ck.config
+    out: dict = {"reconstruction": {}, "identity_transfer": {}}
+    sets = {}
+    for split_set, name in ((("train",), "train"), (("val", "test"), "heldout")):
+        for k, ident in enumerate(cfg.identities):
+            sets[(name, k)] = load_identity(data, dataclasses.replace(cfg, splits=split_set), ident)[:2]
+    for k, ident in enumerate(cfg.identities):
+        imgs = np.concatenate([sets[("train", k)][0], sets[("heldout", k)][0]])
+        x = torch.from_numpy(imgs.transpose(0, 3, 1, 2)).float() / 255.0
+        with torch.no_grad():
+            rec, _ = ck.model(x, k)
+        out["reconstruction"][ident] = {"n": len(imgs), "l1": round(float((rec - x).abs().mean()), 4),
+                                        "ssim": round(float(ssim(rec, x)), 4)}
+    xtr = np.concatenate([_face_features(*sets[("train", k)]) for k in (0, 1)])
+    ytr = np.concatenate([np.full(len(sets[("train", k)][0]), k) for k in (0, 1)])
+    clf = LogisticRegression(C=0.05, max_iter=3000).fit(xtr, ytr)
+    for k, ident in enumerate(cfg.identities):
+        windows, marks = sets[("heldout", k)]
+        if len(windows) == 0:
+            continue
+        swapper = FaceSwapper(ck.model, _other(cfg, ident), MergeOptions())
+        merged, raw = [], []
+        eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        for w, m in zip(windows, marks):
+            swapped, _ = swapper.decode(w)
+            raw.append(swapped)
+            merged.append(merge_face(w, w, swapped, eye, m, MergeOptions()).frame)
+        real_acc = float((clf.predict(_face_features(windows, marks)) == k).mean())
+        to_target = float((clf.predict(_face_features(np.stack(merged), marks)) == 1 - k).mean())
+        out["identity_transfer"][f"{ident}->{swapper.target}"] = {
+            "n_heldout": len(windows), "real_classified_as_self": round(real_acc, 3),
+            "swaps_classified_as_target": round(to_target, 3),
+            "decoder_output_classified_as_target": round(
+                float((clf.predict(_face_features(np.stack(raw), marks)) == 1 - k).mean()), 3)}
+    return out
+
+
 def write_markdown(report: dict, path: Path) -> None:
     lines = ["# Face-swap flicker", "",
              f"Checkpoint `{report['checkpoint']}` (sha256 {report['checkpoint_sha256'][:12]}, "
@@ -173,8 +235,14 @@ def main() -> None:
     ap.add_argument("--videos", default="single_face,WolfgangLanger_Pexels")
     ap.add_argument("--variants", default="naive,jittered,smoothed")
     ap.add_argument("--max-frames", type=int, default=120)
+    ap.add_argument("--quality-only", action="store_true", help="only reconstruction / identity-transfer figures")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.quality_only:
+        q = swap_quality(args.ckpt, args.data)
+        (args.out / "quality.json").write_text(json.dumps(q, indent=2, sort_keys=True) + "\n")
+        print(json.dumps(q, indent=1))
+        return
     ck = load_generator(args.ckpt)
     grid = swap_grid(args.ckpt, args.data, args.out)
     print("grid:", grid)

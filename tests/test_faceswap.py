@@ -190,3 +190,24 @@ def test_cli_train_with_identities(tmp_path: Path, manifest: Path) -> None:
     sg = runner.invoke(app, ["zoo", "train", "stylegan2", "--data", str(manifest), "--config", "tiny", "--steps", "1",
                              "--out", str(tmp_path / "sg"), "--identities", "A,B"])
     assert sg.exit_code != 0 and "does not train on named identities" in _flat(sg.output)
+
+
+COMMITTED = Path(__file__).resolve().parent.parent / "generators" / "checkpoints" / "faceswap_small"
+REPORT = Path(__file__).resolve().parent.parent / "reports" / "faceswap" / "flicker.json"
+
+
+@pytest.mark.skipif(not (COMMITTED / "model.json").exists(), reason="no committed checkpoint yet")
+def test_committed_checkpoint_loads_and_its_report_shows_flicker() -> None:
+    ck = load_generator(COMMITTED)
+    assert ck.config.resolution == 64 and ck.train_steps > 0 and ck.config.identities == ("pexels_woman", "pyfeat_man")
+    assert sum(p.stat().st_size for p in COMMITTED.iterdir()) < 20 * 1024 * 1024
+    assert (COMMITTED / "MODEL_CARD.md").exists()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert ck.model.translate(x, "pexels_woman").shape == (2, 3, 64, 64)
+    report = json.loads(REPORT.read_text())
+    assert report["checkpoint_sha256"] == ck.sha256
+    assert report["grid"]["frames_with_pixels_changed_outside_mask"] == 0
+    for video in report["videos"]:
+        f = video["figures"]
+        assert f["naive"]["warp_error"] > f["source"]["warp_error"]  # per-frame swapping adds flicker
+        assert f["smoothed"]["warp_error"] < f["naive"]["warp_error"]  # smoothing removes some of it
