@@ -5,7 +5,9 @@ has no temporal correlation (Li & Lyu; the deepfake deck's "creation" step): the
 frame to frame more than the scene around it and more than the real motion explains. Three measures:
 
 - *frame-difference energy* of the face region, relative to the background (needs only the video) and
-  relative to the source video (needs the source: a generator-side figure);
+  relative to the source video (needs the source: a generator-side figure); and relative to the face's own
+  spatial texture (gradient energy): a blurry swapped face changes less in absolute terms than a sharp real
+  one, but more per unit of texture when it flickers;
 - *warping error*: optical flow (Farneback) estimated on a reference video carries frame t onto t+1; for a
   temporally consistent face the warped frame matches frame t+1, for a flickering one it does not. With the
   source as reference this isolates the flicker the swap added; with the video itself it needs no source;
@@ -66,6 +68,16 @@ def difference_energy(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray])
     return out
 
 
+def texture_energy(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean squared Sobel gradient magnitude of frame t inside masks[t] & masks[t+1]: spatial texture. [T-1]"""
+    out = np.full(max(len(frames) - 1, 0), np.nan)
+    for t in range(len(frames) - 1):
+        g = _gray(frames[t])
+        energy = np.square(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.square(cv2.Sobel(g, cv2.CV_32F, 0, 1))
+        out[t] = _masked_mean(energy, np.asarray(masks[t]) & np.asarray(masks[t + 1]))
+    return out
+
+
 def backward_flows(reference: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Farneback flow from frame t+1 back to t for each pair: next(y, x) ~ prev(y + f_y, x + f_x). [T-1] of [H,W,2]"""
     grays = [_gray(f).astype(np.uint8) for f in reference]
@@ -104,9 +116,11 @@ class FlickerStats:
     face_energy: float  # mean squared gray change per frame pair inside the face
     background_energy: float
     face_bg_ratio: float  # face_energy / background_energy
+    change_per_texture: float  # 100 * face_energy / the face's spatial gradient energy (blur-robust, no source)
     warp_error: float  # mean |warp(t) - (t+1)| in the face, flow from the reference video
     hf_variation: float  # std / mean over time of the face's high-frequency energy
     face_energy_vs_source: float | None = None  # face_energy / the source's face_energy
+    change_per_texture_vs_source: float | None = None
     warp_error_vs_source: float | None = None  # warp_error / the source's own warp_error
 
     def to_dict(self) -> dict[str, float | int | None]:
@@ -124,9 +138,10 @@ def flicker_stats(frames: Sequence[np.ndarray], face_masks: Sequence[np.ndarray]
     flows = backward_flows(frames) if flows is None else flows
     face = float(np.nanmean(difference_energy(frames, face_masks)))
     bg = float(np.nanmean(difference_energy(frames, bg_masks)))
+    texture = float(np.nanmean(texture_energy(frames, face_masks)))
     hf = high_frequency_energy(frames, face_masks)
     return FlickerStats(frames=len(frames), face_energy=face, background_energy=bg,
-                        face_bg_ratio=face / max(bg, 1e-6),
+                        face_bg_ratio=face / max(bg, 1e-6), change_per_texture=100.0 * face / max(texture, 1e-6),
                         warp_error=float(np.nanmean(warping_error(frames, flows, face_masks))),
                         hf_variation=float(np.nanstd(hf) / max(np.nanmean(hf), 1e-6)))
 
@@ -139,6 +154,8 @@ def flicker_vs_source(fake: Sequence[np.ndarray], source: Sequence[np.ndarray], 
     src = flicker_stats(source, face_masks, bg_masks, flows)
     fk = flicker_stats(fake, face_masks, bg_masks, flows)
     fk = FlickerStats(**{**asdict(fk), "face_energy_vs_source": fk.face_energy / max(src.face_energy, 1e-6),
+                         "change_per_texture_vs_source": fk.change_per_texture / max(src.change_per_texture, 1e-6),
                          "warp_error_vs_source": fk.warp_error / max(src.warp_error, 1e-6)})
-    src = FlickerStats(**{**asdict(src), "face_energy_vs_source": 1.0, "warp_error_vs_source": 1.0})
+    src = FlickerStats(**{**asdict(src), "face_energy_vs_source": 1.0, "change_per_texture_vs_source": 1.0,
+                          "warp_error_vs_source": 1.0})
     return fk, src

@@ -51,8 +51,10 @@ def test_jittered_face_ranks_above_a_steady_one() -> None:
     a, b = flicker_stats(steady, fm, bm), flicker_stats(jittered, fm, bm)
     assert b.face_bg_ratio > 2 * a.face_bg_ratio
     assert b.warp_error > 2 * a.warp_error
+    assert b.change_per_texture > 2 * a.change_per_texture
     fake, src = flicker_vs_source(jittered, steady, fm, bm)
     assert src.face_energy_vs_source == 1.0 and fake.face_energy_vs_source > 2 and fake.warp_error_vs_source > 2
+    assert fake.change_per_texture_vs_source > 2
     steady_vs, _ = flicker_vs_source(steady, steady, fm, bm)
     assert steady_vs.face_energy_vs_source == pytest.approx(1.0) and steady_vs.warp_error < 1.0
 
@@ -65,6 +67,18 @@ def test_flow_explains_a_pure_translation() -> None:
     err = np.abs(warped - frames[1].astype(np.float32))[inner].mean()
     naive = np.abs(frames[0].astype(np.float32) - frames[1])[inner].mean()
     assert err < 0.3 * naive
+
+
+def test_change_per_texture_discounts_blur() -> None:
+    """A blurred copy of a steady scene changes less per frame, but not more per unit of texture."""
+    import cv2
+
+    steady = _sequence(0.0)
+    blurred = [cv2.GaussianBlur(f, (0, 0), 2.0) for f in steady]
+    fm, bm = _masks(len(steady))
+    a, b = flicker_stats(steady, fm, bm), flicker_stats(blurred, fm, bm)
+    assert b.face_energy < a.face_energy
+    assert b.change_per_texture < 1.5 * a.change_per_texture
 
 
 def test_masks_and_input_checks() -> None:
