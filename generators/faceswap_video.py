@@ -55,6 +55,10 @@ CODEC = "mp4v"  # the one codec for real and fake videos here (forensics.data.me
 MANIFEST = "manifest.parquet"
 
 
+class NoFaceError(ValueError):
+    """A video in which the tracker found no face: there is nothing to swap."""
+
+
 @dataclass(frozen=True)
 class VideoSwapOptions:
     """How a video is swapped frame by frame; serialised into every row it produces."""
@@ -377,6 +381,9 @@ def synthesize_faceswap_video(ckpt: str | os.PathLike, data: str | os.PathLike, 
     fake_rel = f"fake/faceswap/{sha8}/videos/{fake_vid}.mp4"
     written = write_video(out / fake_rel, swap_video_frames(swapper, src_path, tracks, options, crop_ms, result),
                           info.fps, CODEC)
+    if result.faces == 0:  # an unchanged video must never be labeled fake
+        (out / fake_rel).unlink(missing_ok=True)
+        raise NoFaceError(f"{src_path}: no face in any of its {result.frames} frames; no fake video made")
     gen_config = _gen_config(ck, target, {"video": options.to_dict()})
     for idx, (crop, mask) in sorted(result.crops.items()):
         src = by_idx.get(idx)
@@ -426,5 +433,10 @@ def synthesize_faceswap(ckpts: Sequence[str | os.PathLike], data: str | os.PathL
                 raise ValueError(f"{data}: no video row with video_id {vid!r}")
             tracks = video_tracks(dataset_root(data) / vrow.iloc[0]["path"], 1, max_frames)
             for name in variants:
-                df = synthesize_faceswap_video(ckpt, data, out, vid, variant(name, max_frames, seed), device, tracks)
+                try:
+                    df = synthesize_faceswap_video(ckpt, data, out, vid, variant(name, max_frames, seed), device,
+                                                   tracks)
+                except NoFaceError as exc:  # reported, and the batch goes on with the next video
+                    print(f"skipped: {exc}")
+                    break
     return df

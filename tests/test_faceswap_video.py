@@ -145,9 +145,19 @@ def test_synth_cli_makes_faceswap_images_and_videos(tmp_path: Path, dataset) -> 
     assert res.exit_code == 0, res.output
     df = read_manifest(tmp_path / "ds" / "manifest.parquet")
     validate_manifest(df, tmp_path / "ds")
-    fake_video = df[(df["media"] == "video") & (df["label"] == 1)]
-    assert len(fake_video) == 1 and probe_video(tmp_path / "ds" / fake_video.iloc[0]["path"]).frame_count == 3
+    # MTCNN finds no face in the synthetic clip: the video is reported and skipped, never labeled fake
+    assert "skipped" in res.output and "no face" in res.output
+    assert not ((df["media"] == "video") & (df["label"] == 1)).any()
     assert ((df["label"] == 1) & (df["media"] == "frame")).sum() >= 1  # the merged-frame image fake
     bad = CliRunner().invoke(app, ["synth", "--ckpt", str(ck), "--ckpt", str(ck), "--data", str(manifest), "--n", "1",
                                    "--out", str(tmp_path / "x"), "--videos", "nope"])
     assert bad.exit_code != 0
+
+
+def test_a_video_without_faces_is_refused_not_labeled_fake(tmp_path: Path, dataset) -> None:
+    from generators.faceswap_video import NoFaceError
+
+    manifest, ck, _ = dataset
+    with pytest.raises(NoFaceError, match="no face"):
+        synthesize_faceswap_video(ck, manifest, tmp_path, "clip", variant("naive"), tracks={})
+    assert not list(tmp_path.glob("fake/**/*.mp4")) and not (tmp_path / "manifest.parquet").exists()
