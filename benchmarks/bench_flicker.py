@@ -215,13 +215,18 @@ def write_markdown(report: dict, path: Path) -> None:
              f"{report['train_steps']} steps). Measured on the decoded MP4s (real re-encode and fakes written by the "
              "same writer, codec mp4v), inside the face ellipse of the source's MTCNN boxes; warping error uses the "
              "source's Farneback flow. Command: `" + report["command"] + "`", "",
-             "| video | variant | face energy | bg energy | face/bg | face energy / source | warp error | "
-             "warp error / source | HF variation |", "|---|---|---|---|---|---|---|---|---|"]
+             "| video | variant | face energy | bg energy | face/bg | face energy / source | change per texture | "
+             "(/ source) | warp error | warp error / source | HF variation |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in report["videos"]:
         for name, f in v["figures"].items():
             lines.append(f"| {v['video_id']} ({v['frames_measured']} fr) | {name} | {f['face_energy']:.2f} | "
                          f"{f['background_energy']:.2f} | {f['face_bg_ratio']:.2f} | {f['face_energy_vs_source']:.2f} | "
+                         f"{f['change_per_texture']:.3f} | {f['change_per_texture_vs_source']:.2f} | "
                          f"{f['warp_error']:.2f} | {f['warp_error_vs_source']:.2f} | {f['hf_variation']:.3f} |")
+    lines += ["", "Reading: *warp error / source* isolates the flicker the swap adds (the source's own motion is "
+              "compensated by its flow); *change per texture* needs no source and discounts the 64 px decoder's "
+              "blur, which makes raw face energy of a fake *lower* than the sharp source's."]
     lines += ["", "Variants: " + "; ".join(f"**{k}**: {json.dumps(v)}" for k, v in report["variants"].items()), ""]
     path.write_text("\n".join(lines) + "\n")
 
@@ -258,7 +263,9 @@ def main() -> None:
     for v in videos:
         for name, f in v["figures"].items():
             print(f"{v['video_id']:24s} {name:9s} face/bg {f['face_bg_ratio']:.2f}  face_vs_src "
-                  f"{f['face_energy_vs_source']:.2f}  warp {f['warp_error']:.2f} (vs src {f['warp_error_vs_source']:.2f})")
+                  f"{f['face_energy_vs_source']:.2f}  change/texture {f['change_per_texture']:.3f} "
+                  f"(vs src {f['change_per_texture_vs_source']:.2f})  warp {f['warp_error']:.2f} "
+                  f"(vs src {f['warp_error_vs_source']:.2f})")
 
 
 if __name__ == "__main__":
