@@ -149,7 +149,8 @@ class FaceSwapper:
 
 
 def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """The corpus' crop operation (align_face's warp) for an arbitrary image or mask."""
+    """The corpus' crop operation (align_face's warp, borders reflected) for an image or its mask: a crop that
+    reaches past the frame edge shows reflected (possibly swapped) pixels, and its mask must say so."""
     return cv2.warpAffine(image, np.asarray(matrix, np.float64), (size, size), flags=interp,
                           borderMode=cv2.BORDER_REFLECT101)
 
@@ -235,8 +236,7 @@ def swap_video_frames(swapper: FaceSwapper, video: str | os.PathLike, tracks: di
                 face = main_face(tracks[idx])
                 m = align_face(frame, face, size=size, margin=swapper.config.align_margin).matrix
             crop = warp_crop(out.merged.frame, m, size)
-            mask = cv2.warpAffine(out.merged.mask, np.asarray(m, np.float64), (size, size), flags=cv2.INTER_LINEAR,
-                                  borderValue=0)
+            mask = warp_crop(out.merged.mask, m, size)  # same border rule as the crop: reflected frames reflect
             result.crops[idx] = (crop, mask)
         yield out.merged.frame
 
@@ -319,8 +319,7 @@ def synthesize_faceswap_images(ckpt: str | os.PathLike, data: str | os.PathLike,
                 res = swapper.swap_frame(frame, np.asarray(post["landmarks"], np.float64))
                 base = f"fake/faceswap/{sha8}/images/{src['sample_id'].replace(':', '_')}_to_{target}"
                 crop = warp_crop(res.merged.frame, crop_m, cfg.align_size)
-                crop_mask = cv2.warpAffine(res.merged.mask, crop_m, (cfg.align_size,) * 2, flags=cv2.INTER_LINEAR,
-                                           borderValue=0)
+                crop_mask = warp_crop(res.merged.mask, crop_m, cfg.align_size)
                 write_image(out / f"{base}.png", crop)
                 write_image(out / f"{base}_frame.png", res.merged.frame)
                 write_mask_png(out / f"{base}_mask.png", crop_mask)

@@ -161,3 +161,18 @@ def test_a_video_without_faces_is_refused_not_labeled_fake(tmp_path: Path, datas
     with pytest.raises(NoFaceError, match="no face"):
         synthesize_faceswap_video(ck, manifest, tmp_path, "clip", variant("naive"), tracks={})
     assert not list(tmp_path.glob("fake/**/*.mp4")) and not (tmp_path / "manifest.parquet").exists()
+
+
+def test_fake_crops_equal_the_real_crop_outside_their_mask(tmp_path: Path, dataset) -> None:
+    """The pixel label is exact at crop level too, also where the crop reaches past the frame edge."""
+    manifest, ck, tracks = dataset
+    df = synthesize_faceswap_video(ck, manifest, tmp_path, "clip", variant("naive"), tracks=tracks)
+    paths = dict(zip(df["sample_id"], df["path"]))
+    fakes = df[(df["label"] == 1) & (df["media"] == "frame") & (df["source_id"] != "")]
+    assert len(fakes) == 4
+    for row in fakes.to_dict("records"):
+        fake = cv2.imread(str(tmp_path / row["path"])).astype(int)
+        real = cv2.imread(str(tmp_path / paths[row["source_id"]])).astype(int)
+        mask = cv2.imread(str(tmp_path / json.loads(row["postproc"])["mask_path"]), cv2.IMREAD_UNCHANGED)
+        outside = mask == 0
+        assert outside.any() and np.abs(fake - real).max(axis=2)[outside].max() <= 2  # video decode + re-crop rounding
