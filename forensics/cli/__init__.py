@@ -18,15 +18,16 @@ app.command("synth")(synth_command)
 
 
 @app.command("demo")
-def demo(data: Path = typer.Option(Path("data/starter"), help="Where the starter corpus is (built if missing).")) -> None:
-    """The main job on the embedded default data: build the starter corpus and describe it."""
-    from forensics.cli.data import print_description
-    from forensics.data.manifest import describe_manifest, read_manifest
-    from forensics.data.starter import build_starter
+def demo(
+    data: Path = typer.Option(Path("data/starter"), help="The starter corpus (built if missing)."),
+    work: Path = typer.Option(Path("runs/demo"), help="Synthesized dataset, benchmark outputs and fitted detectors."),
+    reports: Path = typer.Option(Path("reports/demo"), help="Where the Markdown/HTML report and plots go."),
+    fakes: int = typer.Option(600, help="Fakes per unconditional generator."),
+) -> None:
+    """The main job on the embedded data: starter corpus -> zoo fakes -> detectors -> AUC report."""
+    from forensics.cli.demo import DemoOptions, run_demo
 
-    manifest = data / "manifest.parquet"
-    df = read_manifest(manifest) if manifest.exists() else build_starter(data, progress=lambda n: typer.echo(f"  {n}"))
-    print_description(describe_manifest(df))
+    run_demo(DemoOptions(data=data, work=work, reports=reports, fakes_per_generator=fakes))
 
 
 def main() -> None:
