@@ -214,16 +214,16 @@ def provenance(manifest_path: Path, config: BenchConfig) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from forensics.detectors.base import _atomic_write_bytes
+    from forensics.data.media import write_bytes_atomic
 
-    _atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
 def write_scores(scores: pd.DataFrame, out_dir: Path) -> None:
-    from forensics.detectors.base import _atomic_write_bytes
+    from forensics.data.media import write_bytes_atomic
 
-    _atomic_write_bytes(out_dir / "scores.parquet", scores.to_parquet(index=False))
-    _atomic_write_bytes(out_dir / "scores.csv", scores.to_csv(index=False).encode())
+    write_bytes_atomic(out_dir / "scores.parquet", scores.to_parquet(index=False))
+    write_bytes_atomic(out_dir / "scores.csv", scores.to_csv(index=False).encode())
 
 
 def read_scores(out_dir: str | Path) -> pd.DataFrame:

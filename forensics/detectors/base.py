@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from forensics.data.media import write_bytes_atomic
 
 FORMAT = "forensics-detector/1"
 CONFIG_FILE = "config.json"
@@ -72,17 +72,6 @@ def _jsonable(value: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def versions() -> dict[str, str]:
@@ -212,8 +201,8 @@ class Detector:
         arrays.update({f"extra.{k}": np.ascontiguousarray(v) for k, v in self._extra_tensors().items()})
         config = {"format": FORMAT, "detector": self.name, "params": self.get_params(), "fitted": meta,
                   "versions": versions()}
-        _atomic_write_bytes(directory / WEIGHTS_FILE, st_save(arrays, metadata={"format": FORMAT}))
-        _atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(directory / WEIGHTS_FILE, st_save(arrays, metadata={"format": FORMAT}))
+        write_bytes_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
     @classmethod
