@@ -70,10 +70,18 @@ def read_json(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
 
 
+_PACKED_METADATA = "metadata_json"
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write tensors as safetensors, atomically. Tensors are copied to contiguous CPU memory first."""
+    """Write tensors as safetensors, atomically. Tensors are copied to contiguous CPU memory first.
+
+    safetensors writes several metadata entries in a random order, so the same weights would hash
+    differently on every save; the entries are packed into one sorted JSON string to keep bytes stable.
+    """
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    write_bytes_atomic(path, st_save(clean, metadata=metadata))
+    packed = {_PACKED_METADATA: json.dumps(metadata, sort_keys=True)} if metadata else None
+    write_bytes_atomic(path, st_save(clean, metadata=packed))
 
 
 def _check_safetensors_header(path: Path, data: bytes) -> dict[str, Any]:
@@ -108,7 +116,10 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types for truncated buffers
         raise CheckpointError(f"{path}: damaged safetensors file ({exc})") from None
-    return tensors, dict(header.get("__metadata__", {}) or {})
+    metadata = dict(header.get("__metadata__", {}) or {})
+    if _PACKED_METADATA in metadata:
+        metadata = json.loads(metadata[_PACKED_METADATA])
+    return tensors, metadata
 
 
 def state_tensors(module: "nn.Module", prefix: str = "") -> dict[str, torch.Tensor]:
