@@ -16,40 +16,18 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+
+from timing import count_flops, cpu_name, time_once  # benchmarks/timing.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "generators" / "checkpoints" / "stylegan2_small"
 REFERENCE = (128, 16)  # channels, spatial size: the 16x16 block of `small`
 OTHER_SHAPES = [(256, 4), (256, 8), (64, 32), (32, 64)]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def count_flops(fn: Callable[[], object]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def time_once(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def load_small() -> tuple[torch.nn.Module, str]:

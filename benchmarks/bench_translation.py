@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from timing import count_flops, cpu_name, time_once  # benchmarks/timing.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPTS = {"cyclegan": ROOT / "generators" / "checkpoints" / "cyclegan_small",
@@ -99,30 +98,6 @@ Command: `{result['command']}`
     print(json.dumps({k: _fmt(result[k]) for k in ("before", "after") if k in result}, indent=1))
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _flops(fn: Callable[[], object]) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def _time(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 def _load(name: str) -> tuple[torch.nn.Module, str]:
     import generators
     from generators.checkpoint import load_generator
@@ -160,14 +135,14 @@ def throughput(args: argparse.Namespace) -> None:
             return F.conv2d(xr, wr, padding=1)
 
         with torch.inference_mode():
-            model_flops, conv_flops = _flops(run), _flops(conv)
+            model_flops, conv_flops = count_flops(run), count_flops(conv)
             for _ in range(2):
                 run()
                 conv()
             t_model, t_conv = [], []
             for _ in range(args.repeats):
-                t_model.append(_time(run))
-                t_conv.append(min(_time(conv) for _ in range(3)))
+                t_model.append(time_once(run))
+                t_conv.append(min(time_once(conv) for _ in range(3)))
         med = statistics.median(t_model)
         conv_rate = conv_flops / statistics.median(t_conv)
         results[name] = {

@@ -8,7 +8,6 @@ Values are reported x 1e3 as in the paper. Lower is better for both measures.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path

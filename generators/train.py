@@ -31,7 +31,6 @@ from torch import nn
 
 from forensics.data.media import write_bytes_atomic
 from generators.checkpoint import (
-    MODEL_JSON,
     MODEL_WEIGHTS,
     TRAIN_STATE,
     CheckpointError,
