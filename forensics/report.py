@@ -397,7 +397,7 @@ def write_report(bench_dir: str | Path, out_dir: str | Path | None = None, html:
     """Render `report.md` (+ `report.html`) and PNG plots for a benchmark directory; returns the .md path."""
     import matplotlib
 
-    from forensics.detectors.base import _atomic_write_bytes
+    from forensics.data.media import write_bytes_atomic
     from forensics.evaluate import read_scores
 
     matplotlib.use("Agg")
@@ -408,7 +408,7 @@ def write_report(bench_dir: str | Path, out_dir: str | Path | None = None, html:
     scores = read_scores(bench_dir)
     blocks = build_blocks(metrics, scores, out_dir, title)
     md_path = out_dir / "report.md"
-    _atomic_write_bytes(md_path, render_markdown(blocks).encode())
+    write_bytes_atomic(md_path, render_markdown(blocks).encode())
     if html:
-        _atomic_write_bytes(out_dir / "report.html", render_html(blocks).encode())
+        write_bytes_atomic(out_dir / "report.html", render_html(blocks).encode())
     return md_path
