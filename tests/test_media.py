@@ -161,3 +161,12 @@ def test_truncated_video_reports_or_yields_a_prefix(tmp_path: Path) -> None:
         assert str(cut) in str(exc)
     else:
         assert len(got) < 30
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path, rgb: np.ndarray) -> None:
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "x.png", rgb)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o644
