@@ -360,10 +360,6 @@ def build_task(cfg: CycleGANConfig) -> CycleGANTask:
     return CycleGANTask(cfg)
 
 
-def param_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 SPEC = ModelSpec(
     name="cyclegan",
     kind="translation",
