@@ -159,8 +159,12 @@ def synthesize_shard(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike
     """Make this rank's items and write its partial manifest; returns the shard path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    real_df = read_manifest(data)
     loaded = [load_generator(c, opts.device) for c in ckpts]
+    swaps = [str(c) for c, ck in zip(ckpts, loaded) if ck.name == "faceswap"]
+    if swaps:  # a face swap is merged back into whole frames, not translated crop to crop
+        raise ValueError(f"{swaps}: face-swap checkpoints go through generators.faceswap_video "
+                         "(synthesize_faceswap / synthesize_faceswap_images), not this crop synthesis")
+    real_df = read_manifest(data)
     resolutions = {ck.model.resolution for ck in loaded}
     size = opts.size or (resolutions.pop() if len(resolutions) == 1 else 0)
     if not size:

@@ -211,3 +211,14 @@ def test_committed_checkpoint_loads_and_its_report_shows_flicker() -> None:
         f = video["figures"]
         assert f["naive"]["warp_error"] > f["source"]["warp_error"]  # per-frame swapping adds flicker
         assert f["smoothed"]["warp_error"] < f["naive"]["warp_error"]  # smoothing removes some of it
+
+
+def test_crop_synthesis_refuses_a_face_swap_checkpoint(tmp_path) -> None:
+    """Library callers get the same routing as the CLI: a face swap is merged into frames, never crop-translated."""
+    import pytest
+
+    from generators.synthesize import SynthOptions, synthesize
+
+    ckpt = Path(__file__).resolve().parents[1] / "generators" / "checkpoints" / "faceswap_small"
+    with pytest.raises(ValueError, match="face-swap checkpoints go through generators.faceswap_video"):
+        synthesize([ckpt], tmp_path / "unused.parquet", tmp_path / "out", SynthOptions(n=1))
