@@ -86,18 +86,11 @@ class SplitData:
     skipped: list[dict[str, str]]
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    if img.shape[:2] == size:
-        return img
-    return cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-
-
 def load_images(rows: pd.DataFrame, root: Path, size: tuple[int, int] | None) -> SplitData:
     """Read every row's image; rows that fail are reported in `skipped`, not raised. Images are brought to
     `size` (H, W) when given, else to the most common size among them."""
     from forensics.data.media import MediaError, read_image
+    from forensics.detectors.base import resize_image
 
     images, keep, skipped = [], [], []
     for i, (sid, rel, media) in enumerate(zip(rows["sample_id"], rows["path"], rows["media"])):
@@ -115,7 +108,7 @@ def load_images(rows: pd.DataFrame, root: Path, size: tuple[int, int] | None) ->
     if size is None:
         shapes = pd.Series([im.shape[:2] for im in images])
         size = tuple(shapes.mode().iloc[0])
-    return SplitData(np.stack([_resize(im, size) for im in images]), kept, skipped)
+    return SplitData(np.stack([resize_image(im, size) for im in images]), kept, skipped)
 
 
 def cap_per_class(rows: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:

@@ -50,14 +50,21 @@ def as_image_batch(images: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return images
 
 
-def resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a batch to (H, W) with area interpolation (no-op when already that size).  # [N,h,w,3] -> [N,H,W,3]"""
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One image to (H, W) with area interpolation (returned as is when already that size)."""
     import cv2
 
     h, w = size
-    if images.shape[1:3] == (h, w):
+    if image.shape[:2] == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def resize_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a batch to (H, W) with area interpolation (no-op when already that size).  # [N,h,w,3] -> [N,H,W,3]"""
+    if images.shape[1:3] == tuple(size):
         return images
-    return np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images])
+    return np.stack([resize_image(im, size) for im in images])
 
 
 def grayscale(images: np.ndarray) -> np.ndarray:
