@@ -53,13 +53,15 @@ def add_faceswap_fakes(ckpt: Path, real_manifest: Path, dataset: Path, n: int, s
     swapped = read_manifest(done) if done.exists() else synthesize_faceswap_images(ckpt, real_manifest, staging, n=n, seed=seed)
     fakes = swapped[(swapped["label"] == 1) & (swapped["media"] != "video")].copy()
     paths, hashes = [], []
-    for rel, postproc in zip(fakes["path"], fakes["postproc"]):
+    for rel in fakes["path"]:
         target = Path("fake") / "faceswap" / Path(rel).name
         write_image(dataset / target, resize_square(read_image(staging / rel), size))
         paths.append(target.as_posix())
         hashes.append(sha256_file(dataset / target))
-    post = [json.dumps({**json.loads(p), "resize": {"to": [size, size], "interp": "area"}}, sort_keys=True)
-            for p in fakes["postproc"]]
+    # Recorded in the same form as the zoo's synthesis records the reals' resize.
+    post = [json.dumps({**json.loads(p), "resize": {"from": [int(w), int(h)], "to": [size, size],
+                                                     "interp": "area" if size < min(w, h) else "cubic"}}, sort_keys=True)
+            for p, w, h in zip(fakes["postproc"], fakes["width"], fakes["height"])]
     fakes = fakes.assign(path=paths, sha256=hashes, width=size, height=size, postproc=post)
     combined = read_manifest(dataset / "manifest.parquet")
     combined = merge_manifests([combined[combined["generator"] != "faceswap"], fakes])
