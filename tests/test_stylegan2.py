@@ -47,6 +47,21 @@ def test_fused_grouped_modconv_equals_activation_scaling(up: bool) -> None:
     torch.testing.assert_close(ya, yb, atol=1e-4, rtol=1e-4)
 
 
+def test_torgb_batched_matmul_equals_the_modulated_1x1_conv() -> None:
+    """ToRGB folds the style into a per-sample [C,3] weight on NHWC input; it must equal the modulated conv."""
+    from generators.stylegan2 import ToRGB
+
+    torch.manual_seed(0)
+    torgb = ToRGB(8, TINY)
+    with torch.no_grad():
+        torgb.bias.normal_()
+    x, w = torch.randn(3, 8, 5, 5), torch.randn(3, TINY.w_dim)
+    fast = torgb(x.contiguous(memory_format=torch.channels_last), w)
+    reference = torgb.conv(x, w) + torgb.bias[None, :, None, None]
+    assert fast.shape == (3, 3, 5, 5)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
 def test_demodulation_normalises_output_channels() -> None:
     """With unit-variance iid input, each demodulated output channel has ~unit std whatever the style."""
     torch.manual_seed(0)
