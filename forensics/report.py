@@ -40,6 +40,19 @@ def _fmt_ci(m: dict[str, Any], key: str = "auc") -> str:
     return f"{_fmt(m.get(key))} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
+def _video_blocks(vid: list[tuple[str, str, str, dict[str, Any]]], all_tag: str) -> list["Block"]:
+    """The video-level table, or one sentence saying why there is none (a single class among the test videos)."""
+    pooled = [(d, p, vm.get("all", {})) for d, t, p, vm in vid if t == all_tag]
+    rows = tuple((d, p, str(m.get("n_real", "–")), str(m.get("n_fake", "–")), _fmt_ci(m))
+                 for d, p, m in pooled if m.get("auc") is not None)
+    if rows:
+        return [Block("table", header=("detector", "perturbation", "real videos", "fake videos", "AUC [95% CI]"),
+                      rows=rows)]
+    counts = pooled[0][2] if pooled else {}
+    return [Block("p", f"No video-level AUC: the test split holds {counts.get('n_real', 0)} real and "
+                       f"{counts.get('n_fake', 0)} fake videos, and an AUC needs both.")]
+
+
 # ------------------------------------------------------------------------------------------------ lookups
 
 
@@ -277,9 +290,7 @@ def build_blocks(metrics: dict[str, Any], scores: pd.DataFrame, out_dir: Path, t
     vid = [(r["detector"], r["train_generators"], r["perturbation"], r["video_metrics"])
            for r in metrics["results"] if r.get("video_metrics")]
     if vid:
-        rows = tuple((d, p, _fmt_ci(vm.get("all", {}))) for d, t, p, vm in vid if t == res.all_tag)
-        B += [Block("h2", "Video level (mean of frame scores per video_id)"),
-              Block("table", header=("detector", "perturbation", "AUC [95% CI]"), rows=rows)]
+        B += [Block("h2", "Video level (mean of frame scores per video_id)")] + _video_blocks(vid, res.all_tag)
 
     # Training record
     rows = []

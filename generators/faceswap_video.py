@@ -325,13 +325,15 @@ def synthesize_faceswap_images(ckpt: str | os.PathLike, data: str | os.PathLike,
                 write_mask_png(out / f"{base}_mask.png", crop_mask)
                 write_mask_png(out / f"{base}_frame_mask.png", res.merged.mask)
                 rows.append(_real_copy_row(src, out, root))
+                # The swapped frames of one clip form a fake video of their own: sharing the source's video_id
+                # would pool real and fake frames into one "video" when scores are aggregated per video.
                 rows.append(new_row(
                     sample_id=f"faceswap-{sha8}-{src['sample_id']}-to-{target}", path=f"{base}.png",
                     sha256=sha256_file(out / f"{base}.png"), label=1, media="frame", generator="faceswap",
                     generator_config=_gen_config(ck, target, {"merge": merge.to_dict()}),
                     checkpoint_sha256=ck.sha256, seed=seed, source_id=src["sample_id"], group_id=src["group_id"],
                     split=src["split"], target=target, identity=source_identity, width=cfg.align_size,
-                    height=cfg.align_size, frame_idx=idx, video_id=vid,
+                    height=cfg.align_size, frame_idx=idx, video_id=f"{vid}__faceswap_to_{target}_{sha8}",
                     postproc={"aligned": post["aligned"], "mask_path": f"{base}_mask.png",
                               "merged_frame_path": f"{base}_frame.png", "frame_mask_path": f"{base}_frame_mask.png",
                               "mask_fraction": round(float((crop_mask > 0).mean()), 5)}))

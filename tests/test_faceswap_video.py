@@ -113,6 +113,8 @@ def test_image_fakes_are_merged_frames_with_masks(tmp_path: Path, dataset) -> No
     row = fakes.iloc[0]
     post = json.loads(row["postproc"])
     assert row["source_id"] in set(df["sample_id"]) and row["target"] == "B" and row["width"] == 128
+    # Swapped frames form their own fake video: video-level scoring must never pool them with the real clip.
+    assert row["video_id"].startswith("clip__faceswap_to_B_") and "clip" in set(df.loc[df["label"] == 0, "video_id"])
     full = cv2.imread(str(tmp_path / post["merged_frame_path"]))
     mask = cv2.imread(str(tmp_path / post["frame_mask_path"]), cv2.IMREAD_UNCHANGED)
     assert full.shape == (H, W, 3) and mask.shape == (H, W) and 0 < (mask > 0).mean() < 0.5

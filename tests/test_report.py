@@ -55,3 +55,14 @@ def test_saturation_says_so_when_nothing_saturates(bench_dir, tmp_path):
     (tmp_path / "scores.parquet").write_bytes((bench_dir / "scores.parquet").read_bytes())
     text = write_report(tmp_path, html=False).read_text()
     assert "No saturated cell" in text and "Not computed" in text
+
+
+def test_video_level_section_shows_counts_or_says_why_it_is_empty():
+    from forensics.report import _video_blocks
+
+    both = {"all": {"auc": 0.75, "auc_ci": [0.5, 1.0], "n_real": 2, "n_fake": 3}}
+    one_class = {"all": {"auc": None, "n_real": 4, "n_fake": 0}}
+    (table,) = _video_blocks([("cnn", "all", "none", both), ("cnn", "stylegan2", "none", one_class)], "all")
+    assert table.rows == (("cnn", "none", "2", "3", "0.750 [0.500, 1.000]"),)
+    (sentence,) = _video_blocks([("cnn", "all", "none", one_class)], "all")
+    assert "4 real and 0 fake videos" in sentence.text
