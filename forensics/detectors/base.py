@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -71,6 +71,19 @@ def grayscale(images: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma in float32, 0..255.  # [N,H,W,3] uint8 -> [N,H,W] float32"""
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return images.astype(np.float32) @ weights
+
+
+def map_in_chunks(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                  pixels_per_chunk: int = 1 << 19) -> np.ndarray:
+    """fn over consecutive slices of the batch, concatenated. [N,H,W,...] -> [N,...]
+
+    The frequency features run several full passes (luma, transform, power, log) over float64 arrays; slices of
+    ~0.5 M pixels (4 MB of float64) keep each pass in cache, which halves the time at 128 px."""
+    n, h, w = images.shape[:3]
+    step = max(1, pixels_per_chunk // (h * w))
+    if n <= step:
+        return fn(images)
+    return np.concatenate([fn(images[i:i + step]) for i in range(0, n, step)])
 
 
 def _jsonable(value: Any) -> bool:

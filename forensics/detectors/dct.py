@@ -2,7 +2,7 @@
 GAN up-sampling leaves a grid of peaks in the 2-D DCT spectrum; log-scaled absolute DCT coefficients,
 standardised per coefficient, are linearly separable for a given generator.
 
-Vectorised: one scipy.fft.dctn call transforms the whole batch (no per-image Python loop).
+Vectorised: one scipy.fft.dctn call per cache-sized slice of the batch (no per-image Python loop).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from forensics.detectors.base import grayscale
+from forensics.detectors.base import grayscale, map_in_chunks
 from forensics.detectors.linear import LinearFeatureDetector
 
 
@@ -39,12 +39,16 @@ def log_dct_features(images: np.ndarray, channels: str = "gray", log_eps: float 
 
     channels: "gray" (luma, H*W features) or "rgb" (each channel, 3*H*W). `log_eps` keeps the many
     near-zero coefficients (and those JPEG zeroes) from dominating the log scale."""
+    if channels not in ("gray", "rgb"):
+        raise ValueError(f"channels must be 'gray' or 'rgb', got {channels!r}")
+    return map_in_chunks(lambda chunk: _log_dct_features(chunk, channels, log_eps), images)
+
+
+def _log_dct_features(images: np.ndarray, channels: str, log_eps: float) -> np.ndarray:
     if channels == "gray":
         planes = grayscale(images)  # [N,H,W]
-    elif channels == "rgb":
-        planes = np.moveaxis(images, -1, 1).astype(np.float32)  # [N,3,H,W]
     else:
-        raise ValueError(f"channels must be 'gray' or 'rgb', got {channels!r}")
+        planes = np.moveaxis(images, -1, 1).astype(np.float32)  # [N,3,H,W]
     coeffs = dct2(planes)  # in place from here on: the temporaries cost more than the transform
     np.abs(coeffs, out=coeffs)
     coeffs += log_eps
