@@ -234,8 +234,11 @@ def _fit_or_load(name: str, params: Mapping[str, Any], tag: str, model_dir: Path
 
     if resume and (model_dir / "config.json").exists():
         det = registry.load(model_dir)
-        log(f"  loaded {model_dir.name}")
-        return det, {"resumed": True}
+        stale = {k: v for k, v in params.items() if det.get_params().get(k) != v}
+        if not stale:
+            log(f"  loaded {model_dir.name}")
+            return det, {"resumed": True}
+        log(f"  refitting {model_dir.name}: its saved hyperparameters differ from {stale}")
     t0 = time.perf_counter()
     det = registry.create(name, **dict(params)).fit(train[0], train[1], val[0], val[1])
     seconds = time.perf_counter() - t0

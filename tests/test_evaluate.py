@@ -78,6 +78,17 @@ def test_rerun_is_deterministic_and_resumes(bench, toy_manifest, tmp_path):
     pd.testing.assert_frame_equal(read_scores(out), read_scores(fresh))
 
 
+def test_resume_refits_a_model_whose_hyperparameters_changed(toy_manifest, tmp_path):
+    out = tmp_path / "b"
+    base = dict(detectors=("dct",), perturbations=(), cross_generator=False, n_boot=20, seed=0)
+    run_benchmark(toy_manifest, out, BenchConfig(**base), log=lambda m: None)
+    logs = []
+    changed = BenchConfig(**base, detector_params={"dct": {"C": 0.5}})
+    metrics = run_benchmark(toy_manifest, out, changed, resume=True, log=logs.append)
+    assert any("refitting dct__all" in m and "'C': 0.5" in m for m in logs)
+    assert metrics["training"]["dct/" + ",".join(sorted(GENS))].get("resumed") is None
+
+
 def test_bad_file_is_reported_not_fatal(toy_manifest, tmp_path):
     import shutil
 

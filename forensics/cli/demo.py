@@ -98,7 +98,11 @@ def run_demo(opts: DemoOptions, echo=typer.echo) -> Path:
     counts = describe_manifest(read_manifest(dataset / "manifest.parquet"))
     echo(f"         dataset: {counts['rows']} samples; by generator {counts['by_generator']}")
     stage("training and scoring detectors (spectral, dct, cnn; clean, perturbed, cross-generator)")
-    run_benchmark(dataset / "manifest.parquet", opts.work / "bench", BenchConfig(image_size=opts.size, seed=opts.seed), log=lambda m: echo(f"         {m}"))
+    # The CNN sees the 64 px crops upsampled to 128: its backbone downsamples 32x, and at 64 px the last stage
+    # is a 2x2 map. At 128 px the demo's CNN goes from 0.73 to 0.88 mean cross-generator AUC (and from 0.95 to
+    # 1.00 on JPEG-75), for four times the CNN's training time.
+    config = BenchConfig(image_size=opts.size, seed=opts.seed, detector_params={"cnn": {"input_size": 128}})
+    run_benchmark(dataset / "manifest.parquet", opts.work / "bench", config, log=lambda m: echo(f"         {m}"))
     stage(f"writing the report to {opts.reports}")
     report = write_report(opts.work / "bench", opts.reports, title="deepfake-forensics demo: the starter corpus and the zoo")
     stage(f"done: {report}")
