@@ -7,7 +7,8 @@ Model FLOPs per image come from torch.utils.flop_counter (convs, transposed conv
 The reference is a dense 3x3 conv at the model's own mid-network shape (128 -> 128 channels at 16x16, batch 32),
 in channels_last (NHWC, about 2x faster than NCHW with oneDNN: the
 fairest, i.e. hardest, reference), timed interleaved with the model so that load from other processes hits both alike; the other conv shapes of the
-network are timed too and reported. fraction = model FLOP/s / reference conv FLOP/s.
+network are timed too and reported. Both sides report their fastest (least disturbed) run.
+fraction = model FLOP/s / reference conv FLOP/s.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "generators" / "checkpoints" / "stylegan2_small"
 REFERENCE = (128, 16)  # channels, spatial size: the 16x16 block of `small`
 OTHER_SHAPES = [(256, 4), (256, 8), (64, 32), (32, 64)]
+TARGET_FRACTION = 0.60  # issue #3
 
 
 def load_small() -> tuple[torch.nn.Module, str]:
@@ -78,13 +80,15 @@ def main() -> None:
             t_model.append(time_once(sample))
             for k in conv_inputs:
                 f = conv(*k)
-                t_conv[k].append(min(time_once(f) for _ in range(3)))
+                t_conv[k].extend(time_once(f) for _ in range(3))
 
-    med_model = statistics.median(t_model)
-    images_per_s = n / med_model
+    # One statistic for both sides: the least disturbed run (the minimum), as timeit recommends on a shared
+    # machine. (Until 2026-11-23 the model took the median and the conv a best-of-3 median, which favoured the conv.)
+    best_model = min(t_model)
+    images_per_s = n / best_model
     model_flops_per_image = model_flops / n
-    model_flops_per_s = model_flops / med_model
-    conv_rates = {f"{c}ch@{s}x{s}": conv_flops[(c, s)] / statistics.median(t_conv[(c, s)]) for c, s in conv_inputs}
+    model_flops_per_s = model_flops / best_model
+    conv_rates = {f"{c}ch@{s}x{s}": conv_flops[(c, s)] / min(t_conv[(c, s)]) for c, s in conv_inputs}
     ref_key = f"{REFERENCE[0]}ch@{REFERENCE[1]}x{REFERENCE[1]}"
     fraction = model_flops_per_s / conv_rates[ref_key]
 
@@ -97,7 +101,8 @@ def main() -> None:
         "reference_conv_gflop_per_s": round(conv_rates[ref_key] / 1e9, 2),
         "fraction_of_conv_throughput": round(fraction, 3),
         "conv_gflop_per_s_by_shape": {k: round(v / 1e9, 2) for k, v in conv_rates.items()},
-        "sample_seconds": {"median": round(med_model, 4), "min": round(min(t_model), 4), "max": round(max(t_model), 4)},
+        "sample_seconds": {"min": round(best_model, 4), "median": round(statistics.median(t_model), 4),
+                           "max": round(max(t_model), 4)},
         "machine": {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
                     "load_average_1m": round(os.getloadavg()[0], 2)},
@@ -126,8 +131,15 @@ Dense 3x3 conv throughput at the network's other shapes (same run, batch {n}):
 
 Machine: {result['machine']['cpu']}, {result['machine']['logical_cpus']} logical CPUs, torch {result['machine']['torch']}
 with {result['machine']['torch_threads']} threads, 1-min load average {result['machine']['load_average_1m']} at the end of
-the run (the machine is shared; model and conv timings are interleaved so load affects both alike).
+the run (the machine is shared; model and conv timings are interleaved so load affects both alike, and both
+report their fastest run; the model's median batch took {result['sample_seconds']['median']} s, its fastest
+{result['sample_seconds']['min']} s).
 FLOPs are counted with `torch.utils.flop_counter.FlopCounterMode` (2 per multiply-add; elementwise work uncounted).
+
+Target: at least {TARGET_FRACTION:.0%} of the reference conv's FLOP/s: **{"met" if fraction >= TARGET_FRACTION else "not met"}**.
+What costs the rest, from `torch.profiler` on this model: the stride-2 transposed convs run at 40-75% of the
+dense conv rate in oneDNN, and the elementwise passes (style scaling, demodulation, bias, noise, lrelu, the
+[1,3,3,1] blur) each read and write a whole feature map.
 """
     (args.out / "throughput.md").write_text(md)
     print(json.dumps({k: result[k] for k in ("images_per_s", "model_gflops_per_image", "model_gflop_per_s",
