@@ -78,7 +78,8 @@ def map_in_chunks(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
     """fn over consecutive slices of the batch, concatenated. [N,H,W,...] -> [N,...]
 
     The frequency features run several full passes (luma, transform, power, log) over float64 arrays; slices of
-    ~0.5 M pixels (4 MB of float64) keep each pass in cache, which halves the time at 128 px."""
+    ~0.5 M pixels (4 MB of float64) keep each pass in cache (at 128 px, one thread: spectral 71 -> 36 ms and
+    DCT 64 -> 46 ms for 256 images)."""
     n, h, w = images.shape[:3]
     step = max(1, pixels_per_chunk // (h * w))
     if n <= step:
