@@ -78,8 +78,7 @@ def map_in_chunks(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
     """fn over consecutive slices of the batch, concatenated. [N,H,W,...] -> [N,...]
 
     The frequency features run several full passes (luma, transform, power, log) over float64 arrays; slices of
-    ~0.5 M pixels (4 MB of float64) keep each pass in cache (at 128 px, one thread: spectral 71 -> 36 ms and
-    DCT 64 -> 46 ms for 256 images)."""
+    ~0.5 M pixels (4 MB of float64) keep each pass in cache (`benchmarks/bench_features.py` times the result)."""
     n, h, w = images.shape[:3]
     step = max(1, pixels_per_chunk // (h * w))
     if n <= step:
