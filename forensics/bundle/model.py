@@ -1,0 +1,191 @@
+"""The model bundle: everything `forensics scan` needs to score a face, as one folder of safetensors + JSON.
+
+    bundle.json                 format, face alignment settings, detectors with their calibration, fusion,
+                                decision band, training record
+    detectors/<name>/           one saved detector each (config.json + weights.safetensors, `forensics.detectors`)
+    MODEL_CARD.md               what it was trained on, its figures, its known failure modes
+
+Scoring a batch of aligned face crops gives, per face, every detector's raw score and calibrated P(fake), each
+detector's own three-way verdict, a fused P(fake) (a stacked logistic regression over the detectors' calibrated
+logits, fitted on post-processed validation faces) and the fused verdict from the bundle's decision band.
+Nothing here imports the generator zoo; loading never unpickles anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.calibration import NO_SIGN, LIKELY_MANIPULATED, Calibrator, DecisionBand, score_logit
+
+FORMAT = "forensics-bundle/1"
+BUNDLE_FILE = "bundle.json"
+
+
+class BundleError(ValueError):
+    """A bundle folder that cannot be used; the message names the folder and the reason."""
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """P(fake) = sigmoid(intercept + sum_i coef_i * logit(calibrated P_i(fake)))."""
+
+    detectors: tuple[str, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def predict(self, calibrated: dict[str, np.ndarray]) -> np.ndarray:
+        z = np.full(len(next(iter(calibrated.values()))), self.intercept, np.float64)
+        for name, c in zip(self.detectors, self.coef):
+            z += c * score_logit(calibrated[name])
+        return 1.0 / (1.0 + np.exp(-z))
+
+    @classmethod
+    def fit(cls, calibrated: dict[str, np.ndarray], labels: np.ndarray) -> "Fusion":
+        from sklearn.linear_model import LogisticRegression
+
+        names = tuple(sorted(calibrated))
+        x = np.stack([score_logit(calibrated[n]) for n in names], axis=1)  # [N, D]
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit(x, np.asarray(labels).astype(np.int64))
+        return cls(detectors=names, coef=tuple(float(c) for c in lr.coef_[0]), intercept=float(lr.intercept_[0]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "stacked-logistic", "detectors": list(self.detectors), "coef": list(self.coef),
+                "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Fusion":
+        if len(data["detectors"]) != len(data["coef"]):
+            raise ValueError("fusion record: one coefficient per detector expected")
+        return cls(tuple(data["detectors"]), tuple(float(c) for c in data["coef"]), float(data["intercept"]))
+
+
+@dataclass
+class FaceScores:
+    """Scores of N faces. Per-detector arrays are [N]; verdicts are strings."""
+
+    raw: dict[str, np.ndarray]
+    calibrated: dict[str, np.ndarray]
+    detector_verdicts: dict[str, list[str]]
+    fused: np.ndarray
+    verdicts: list[str]
+    disagree: list[bool] = field(default_factory=list)
+
+    def face(self, i: int) -> dict[str, Any]:
+        """One face as a JSON-able record: every detector's own score, never only the fused one."""
+        return {
+            "detectors": {n: {"score": float(self.raw[n][i]), "probability": float(self.calibrated[n][i]),
+                              "verdict": self.detector_verdicts[n][i]} for n in self.raw},
+            "probability": float(self.fused[i]),
+            "verdict": self.verdicts[i],
+            "detectors_disagree": bool(self.disagree[i]),
+        }
+
+
+class ModelBundle:
+    """A loaded bundle. `score(crops)` for aligned face crops at `face_size`."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], detectors: dict[str, Any],
+                 calibrators: dict[str, Calibrator], bands: dict[str, DecisionBand], fusion: Fusion,
+                 decision: DecisionBand) -> None:
+        self.root = root
+        self.meta = meta
+        self.detectors = detectors
+        self.calibrators = calibrators
+        self.bands = bands
+        self.fusion = fusion
+        self.decision = decision
+
+    @property
+    def face_size(self) -> int:
+        return int(self.meta["face"]["size"])
+
+    @property
+    def face_margin(self) -> float:
+        return float(self.meta["face"]["margin"])
+
+    @property
+    def sha256(self) -> str:
+        return bundle_sha256(self.root)
+
+    def score(self, crops: np.ndarray) -> FaceScores:
+        """Score aligned face crops.  # [N,S,S,3] uint8 -> FaceScores with [N] arrays"""
+        raw = {n: det.predict_proba(crops) for n, det in self.detectors.items()}
+        calibrated = {n: self.calibrators[n].predict(raw[n]) for n in raw}
+        per_det = {n: self.bands[n].verdicts(calibrated[n]).tolist() for n in raw}
+        fused = self.fusion.predict(calibrated)
+        verdicts = self.decision.verdicts(fused).tolist()
+        disagree = [
+            LIKELY_MANIPULATED in {per_det[n][i] for n in raw} and NO_SIGN in {per_det[n][i] for n in raw}
+            for i in range(len(fused))
+        ]
+        return FaceScores(raw, calibrated, per_det, fused, verdicts, disagree)
+
+
+def bundle_sha256(root: str | Path) -> str:
+    """One hash over every file of the bundle (relative path + content, sorted): the model's identity in a report."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def save_bundle(out: str | Path, detectors: dict[str, Any], calibrators: dict[str, Calibrator],
+                bands: dict[str, DecisionBand], fusion: Fusion, decision: DecisionBand,
+                face: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+    """Write a bundle folder: every detector saved in its own format, the rest in bundle.json."""
+    from forensics.data.media import write_bytes_atomic
+
+    out = Path(out)
+    entries = []
+    for name, det in sorted(detectors.items()):
+        det.save(out / "detectors" / name)
+        entries.append({"name": name, "path": f"detectors/{name}", "calibration": calibrators[name].to_dict(),
+                        "decision": bands[name].to_dict()})
+    meta = {"format": FORMAT, "face": dict(face), "detectors": entries, "fusion": fusion.to_dict(),
+            "decision": decision.to_dict(), **(extra or {})}
+    write_bytes_atomic(out / BUNDLE_FILE, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    return out
+
+
+def load_bundle(root: str | Path) -> ModelBundle:
+    """Load and check a bundle; a missing file or an inconsistent record raises BundleError naming it."""
+    import forensics.detectors as registry
+
+    root = Path(root)
+    path = root / BUNDLE_FILE
+    if not path.is_file():
+        raise BundleError(f"{root}: not a model bundle (no {BUNDLE_FILE})")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    try:
+        detectors, calibrators, bands = {}, {}, {}
+        for entry in meta["detectors"]:
+            name = entry["name"]
+            det_dir = (root / entry["path"]).resolve()
+            if root.resolve() not in det_dir.parents:
+                raise BundleError(f"{path}: detector path {entry['path']!r} leaves the bundle")
+            detectors[name] = registry.load(det_dir)
+            calibrators[name] = Calibrator.from_dict(entry["calibration"])
+            bands[name] = DecisionBand(**entry["decision"])
+        fusion = Fusion.from_dict(meta["fusion"])
+        decision = DecisionBand(**meta["decision"])
+        face = meta["face"]
+        int(face["size"]), float(face["margin"])
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, FileNotFoundError, OSError) as exc:
+        raise BundleError(f"{root}: broken bundle ({type(exc).__name__}: {exc})") from exc
+    if set(fusion.detectors) != set(detectors):
+        raise BundleError(f"{path}: fusion uses {sorted(fusion.detectors)} but the bundle has {sorted(detectors)}")
+    return ModelBundle(root, meta, detectors, calibrators, bands, fusion, decision)
