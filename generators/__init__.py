@@ -26,6 +26,7 @@ _MODULES: dict[str, str] = {
     "cyclegan": "generators.cyclegan",
     "stargan_v2": "generators.stargan_v2",
     "faceswap": "generators.faceswap",
+    "blend": "generators.blend",  # needs no training: `forensics synth --generator blend`
 }
 
 

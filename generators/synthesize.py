@@ -60,13 +60,14 @@ class SynthOptions:
     device: str = "cpu"
     split_seed: int = 0
     flush_every: int = 64
+    training_free: tuple[str, ...] = ()  # zoo members made without a checkpoint: "blend" (n fakes each)
 
 
 @dataclass(frozen=True)
 class _Item:
     """One planned output file and its manifest row (sha256 filled in once written)."""
 
-    kind: str  # "real" | "fake"
+    kind: str  # "real" | "fake" | "blend" (a self-blended real, generators.blend)
     row: dict[str, Any]
     source: Path | None = None  # real: the file to copy
     ckpt_index: int = -1  # fake: which checkpoint
@@ -87,6 +88,12 @@ def _plan_translations(ck: GeneratorCheckpoint, ck_index: int, real_df: pd.DataF
 
 def _resize_note(src: int, dst: int) -> dict[str, Any]:
     return {"resize": {"from": [src, src], "to": [dst, dst], "interp": "area" if dst < src else "cubic"}}
+
+
+def _real_sizes(df: pd.DataFrame) -> set[int]:
+    """Side lengths of the real image/frame crops (known sizes only)."""
+    reals = df[(df["label"] == 0) & df["media"].isin(("image", "frame")) & (df["width"] > 0)]
+    return {int(v) for v in reals[["width", "height"]].max(axis=1)}
 
 
 def real_split_fractions(df: pd.DataFrame) -> dict[str, float]:
@@ -164,11 +171,16 @@ def synthesize_shard(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike
     if swaps:  # a face swap is merged back into whole frames, not translated crop to crop
         raise ValueError(f"{swaps}: face-swap checkpoints go through generators.faceswap_video "
                          "(synthesize_faceswap / synthesize_faceswap_images), not this crop synthesis")
+    unknown = sorted(set(opts.training_free) - {"blend"})
+    if unknown:
+        raise ValueError(f"{unknown}: the only zoo member made without a checkpoint is 'blend'")
     real_df = read_manifest(data)
-    resolutions = {ck.model.resolution for ck in loaded}
+    # without checkpoints (blend only), the reals' own size
+    resolutions = {ck.model.resolution for ck in loaded} or _real_sizes(real_df)
     size = opts.size or (resolutions.pop() if len(resolutions) == 1 else 0)
     if not size:
-        raise ValueError(f"checkpoints have different resolutions {sorted(resolutions)}; pass --size")
+        raise ValueError(f"checkpoints (or, without any, the real crops) have different resolutions "
+                         f"{sorted(resolutions)}; pass --size")
     fractions = real_split_fractions(real_df)
     items = _plan_reals(real_df, dataset_root(data), size)
     for k, ck in enumerate(loaded):
@@ -176,6 +188,11 @@ def synthesize_shard(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike
             items += _plan_translations(ck, k, real_df, dataset_root(data), opts, size)
         else:
             items += _plan_fakes(ck, k, opts, size, fractions)
+    if "blend" in opts.training_free:
+        from generators.blend import blend_rows
+
+        items += [_Item("blend", row, source=dataset_root(data) / src)
+                  for row, src in blend_rows(real_df, opts.n, opts.seed, size)]
     mine = [it for i, it in enumerate(items) if i % world == rank]
 
     done = _existing_rows(out)
@@ -198,6 +215,17 @@ def synthesize_shard(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike
             assert it.source is not None
             rgb = _resize(read_image(it.source), size)
             rows.append(_write(out, it, rgb))
+            since_flush += 1
+            if bar is not None:
+                bar.update(1)
+        elif it.kind == "blend":  # made from its real source, like the real copy (same read and resize)
+            from generators.blend import render_blend_row
+
+            assert it.source is not None
+            try:
+                rows.append(render_blend_row(out, it.row, read_image(it.source), size))
+            except ValueError as exc:  # an unreadable source or a degenerate face: reported, the run goes on
+                print(f"skipped {it.row['sample_id']}: {exc}")
             since_flush += 1
             if bar is not None:
                 bar.update(1)

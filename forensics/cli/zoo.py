@@ -139,9 +139,12 @@ def quality_command(
 
 
 def synth_command(
-    ckpt: List[Path] = typer.Option(..., "--ckpt", help="Checkpoint folder; repeat for several generators."),
+    ckpt: List[Path] = typer.Option([], "--ckpt", help="Checkpoint folder; repeat for several generators."),
+    generator: List[str] = typer.Option([], "--generator", help="Zoo member made without a checkpoint: blend "
+                                        "(self-blended reals with their masks); combines with --ckpt."),
     data: Path = typer.Option(..., "--data", help="Real manifest: its reals are copied, its split shares reused."),
-    n: int = typer.Option(..., "--n", "--count", help="Fakes per checkpoint (--count: same, for torchrun, whose "
+    n: int = typer.Option(..., "--n", "--count", help="Fakes per checkpoint or --generator (--count: same, for "
+                          "torchrun, whose "
                           "argument parser mistakes '--n' for an abbreviation of its own options)."),
     out: Path = typer.Option(..., "--out", help="Dataset folder: manifest.parquet, real/, fake/<generator>/."),
     size: Optional[int] = typer.Option(None, "--size", help="Resolution for reals and fakes (default: the model's)."),
@@ -155,12 +158,38 @@ def synth_command(
     video_variant: List[str] = typer.Option(["naive"], "--video-variant",
                                             help="Face-swap video variant: naive | jittered | smoothed (repeatable)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Face-swap videos: frames per video."),
+    clip_seconds: Optional[float] = typer.Option(None, "--clip-seconds", help="Clip dataset (generators.video_dataset): "
+                                                 "cut --videos (ids or 'all') into clips of this length and fake them "
+                                                 "with every --ckpt (faceswap, cyclegan, stargan_v2) frame by frame."),
+    max_seconds: float = typer.Option(20.0, "--max-seconds", help="Clip dataset: seconds used per source video."),
+    max_clips: int = typer.Option(10, "--max-clips", help="Clip dataset: clips per source video."),
+    video_split: str = typer.Option("corpus", "--video-split", help="Clip dataset: corpus (the source video's split) "
+                                    "| videos (reassigned per source video)."),
 ) -> None:
     """Synthesize a labeled real+fake dataset; resumable, and sharded across ranks under `torchrun`."""
     from generators.checkpoint import read_model_json
     from generators.synthesize import SynthOptions, synthesize_distributed
 
+    if not ckpt and not generator:
+        raise typer.BadParameter("name at least one --ckpt or --generator", param_hint="--ckpt")
+    unknown = sorted(set(generator) - {"blend"})
+    if unknown:
+        raise typer.BadParameter(f"{unknown}: only 'blend' is made without a checkpoint; pass checkpoints with "
+                                 "--ckpt", param_hint="--generator")
+    if clip_seconds is not None:  # clips of real and fake video, split by source video
+        from generators.video_dataset import VideoDatasetOptions, synthesize_video_dataset
+
+        opts = VideoDatasetOptions(clip_seconds=clip_seconds, max_seconds=max_seconds, max_clips=max_clips,
+                                   swap_variants=tuple(video_variant), split=video_split, seed=seed,
+                                   blend="blend" in generator)
+        vids = "all" if videos in (None, "all") else [v for v in videos.split(",") if v]
+        df = synthesize_video_dataset(ckpt, data, out, vids, opts, device, log=typer.echo)
+        typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: {df.groupby(['generator', 'media']).size().to_dict()}")
+        return
     swaps = [c for c in ckpt if read_model_json(c)["generator"] == "faceswap"]
+    if swaps and generator:
+        raise typer.BadParameter("face-swap checkpoints make their own dataset; synthesize --generator into "
+                                 "another --out", param_hint="--generator")
     if swaps:  # merged into frames (and videos): its own pipeline, see generators.faceswap_video
         if len(swaps) != len(ckpt):
             raise typer.BadParameter("face-swap checkpoints make their own dataset; synthesize them into "
@@ -175,7 +204,8 @@ def synth_command(
     if videos:
         raise typer.BadParameter("--videos needs a face-swap checkpoint", param_hint="--videos")
     df = synthesize_distributed(ckpt, data, out, SynthOptions(n=n, size=size, seed=seed, psi=psi,
-                                                               noise_mode=noise_mode, batch=batch, device=device))
+                                                               noise_mode=noise_mode, batch=batch, device=device,
+                                                               training_free=tuple(dict.fromkeys(generator))))
     if df is not None:
         counts = df.groupby(["generator", "split"]).size().to_dict()
         typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: {counts}")
