@@ -3,7 +3,9 @@
 (a) Training augmentation presets (random, albumentations 2.x) that teach a detector to survive compression
     and blur: `none`, `blurjpeg0.1`, `blurjpeg0.5` (Wang et al. 2020, "CNN-generated images are surprisingly
     easy to spot... for now": Gaussian blur sigma ~ U[0, 3] and JPEG quality ~ U{30..100}, each applied
-    independently with probability 0.1 or 0.5) and `strong`.
+    independently with probability 0.1 or 0.5), `postproc` (the chain analysts' media go through: down-and-up
+    resize, blur, noise, JPEG, each with probability 0.5, in that order) and `strong`. Every preset is drawn per
+    image without looking at its label, so reals and fakes share one processing history.
 (b) Evaluation-time robustness perturbations: named, deterministic, recorded. `perturb(img, "jpeg75")`
     returns the perturbed uint8 image and a JSON-able record of exactly what was done.
 
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-TRAIN_PRESETS: tuple[str, ...] = ("none", "flip", "blurjpeg0.1", "blurjpeg0.5", "strong")
+TRAIN_PRESETS: tuple[str, ...] = ("none", "flip", "blurjpeg0.1", "blurjpeg0.5", "postproc", "strong")
 PRESET_ALIASES: dict[str, str] = {"blurjpeg": "blurjpeg0.1"}
 
 # The standard robustness sweep; parametrised variants (jpeg60, blur2, resize0.25, noise10) are accepted too.
@@ -65,6 +67,17 @@ def training_transform(preset: str, seed: int | None = None):
             flip,
             A.GaussianBlur(sigma_limit=(0.0, 3.0), blur_limit=0, p=p),
             A.ImageCompression(compression_type="jpeg", quality_range=(30, 100), p=p),
+        ]
+    elif name == "postproc":
+        # What happens to media between camera and analyst: rescaling, softening, sensor/transcode noise, and
+        # JPEG last (sharing platforms re-encode after resizing). A detector that meets this on both classes
+        # cannot use "processed = fake" as its rule.
+        steps = [
+            flip,
+            A.Downscale(scale_range=(0.25, 0.9), p=0.5),
+            A.GaussianBlur(sigma_limit=(0.0, 2.0), blur_limit=0, p=0.5),
+            A.GaussNoise(std_range=(0.0, 0.03), p=0.5),
+            A.ImageCompression(compression_type="jpeg", quality_range=(30, 100), p=0.5),
         ]
     else:  # strong: geometry, colour, resampling, blur, noise and compression
         steps = [

@@ -6,9 +6,15 @@ that generator's fakes; scored on the clean test split). Outputs in `out_dir`:
 
 - `scores.parquet` + `scores.csv`: one row per (sample, detector, train_generators, perturbation) with
   sample_id, detector, train_generators (comma-joined), perturbation ("none" = clean), score (P(fake)),
-  label, generator, video_id, threshold (the model's calibrated threshold).
+  label, generator, video_id, identity, threshold (the model's threshold at 5% FPR on clean validation reals),
+  and for the models trained on all generators `probability` (calibrated P(fake)) and `verdict` (the
+  three-way decision). Detector "fused" is the stacked fusion of the others' calibrated probabilities.
+- `calibration.json`: per-detector calibration and decision bands, the fusion and its band, fitted on the
+  validation split clean and under every perturbation (`forensics.bundle.fit`); a bundle is made from it.
 - `metrics.json`: provenance, config, per-model training record, metrics per (detector, train set,
-  perturbation) and per generator with bootstrap CIs, the cross-generator AUC matrices, skipped files.
+  perturbation) and per generator with bootstrap CIs, calibrated decisions per perturbation (ECE, FPR on all
+  test reals and on reals of identities unseen in training), leave-one-generator-out AUCs, the
+  cross-generator AUC matrices, skipped files.
 - `models/<detector>__<train>/`: every fitted detector (loadable with `forensics.detectors.load`).
 
 Unreadable files are reported in `skipped` and the run goes on.
@@ -27,10 +33,15 @@ import numpy as np
 import pandas as pd
 
 from forensics.augment import CLEAN, PERTURBATIONS, parse_perturbation, perturb_batch, stable_seed
+from forensics.bundle.fit import fit_calibration, score_calibration_set
+from forensics.decisions import calibrated_decisions
 
 SCORE_COLUMNS = ("sample_id", "detector", "train_generators", "perturbation", "score", "label", "generator",
-                 "video_id", "threshold")
+                 "video_id", "identity", "threshold", "probability", "verdict")
+FUSED = "fused"
+LOGO_PREFIX = "logo-"  # model tag of a leave-one-generator-out model: "logo-<held-out generator>"
 IMAGE_MEDIA = ("image", "frame")
+CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,10 @@ class BenchConfig:
     detector_params: per detector name, explicit hyperparameters for `forensics.detectors.create`.
     cross_generator_detectors: detectors that also get per-generator models (None = all of `detectors`).
     image_size: resize every image to this square size (None = the most common training size).
-    max_train_per_class: cap on training (and validation) images per (label, generator), for quick runs."""
+    max_train_per_class: cap on training (and validation) images per (label, generator), for quick runs.
+    calibration: "platt" or "isotonic", fitted on validation faces clean and under `perturbations`.
+    logo_detectors: detectors that also get one model per generator left out of training (leave one generator
+        out); () = none, None = all of `detectors`."""
 
     detectors: tuple[str, ...] = ("spectral", "dct", "cnn")
     detector_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -49,6 +63,8 @@ class BenchConfig:
     cross_generator_detectors: tuple[str, ...] | None = None
     image_size: int | None = None
     max_train_per_class: int | None = None
+    calibration: str = "platt"
+    logo_detectors: tuple[str, ...] | None = ()
     n_boot: int = 500
     seed: int = 0
 
@@ -128,24 +144,80 @@ def subset(data: SplitData, generators: Sequence[str]) -> tuple[np.ndarray, np.n
 # ------------------------------------------------------------------------------------------------ scoring
 
 
-def score_rows(detector, images: np.ndarray, rows: pd.DataFrame, detector_name: str, train_generators: str,
-               perturbation: str, seed: int) -> pd.DataFrame:
-    """Score a split (optionally perturbed) with a fitted detector into scores-table rows."""
-    if perturbation != CLEAN:
-        seeds = [stable_seed(str(s), seed) for s in rows["sample_id"]]
-        images, _ = perturb_batch(images, perturbation, seeds)
-    scores = detector.predict_proba(images) if len(images) else np.zeros(0)
+def perturbed(images: np.ndarray, rows: pd.DataFrame, perturbation: str, seed: int) -> np.ndarray:
+    """A split's images after one evaluation perturbation, each seeded by its sample id (order-independent)."""
+    if perturbation == CLEAN or not len(images):
+        return images
+    return perturb_batch(images, perturbation, [stable_seed(str(s), seed) for s in rows["sample_id"]])[0]
+
+
+def score_table(raw: np.ndarray, rows: pd.DataFrame, detector_name: str, train_generators: str, perturbation: str,
+                threshold: float, probability: np.ndarray | None = None,
+                verdict: np.ndarray | None = None) -> pd.DataFrame:
+    """Scores of one model on one (perturbed) split as scores-table rows."""
+    n = len(rows)
     return pd.DataFrame({
         "sample_id": rows["sample_id"].astype(str).to_numpy(),
         "detector": detector_name,
         "train_generators": train_generators,
         "perturbation": perturbation,
-        "score": scores,
+        "score": raw,
         "label": rows["label"].astype(int).to_numpy(),
         "generator": rows["generator"].astype(str).to_numpy(),
         "video_id": rows["video_id"].astype(str).to_numpy() if "video_id" in rows else "",
-        "threshold": float(detector.threshold_),
+        "identity": rows["identity"].astype(str).to_numpy() if "identity" in rows else "",
+        "threshold": float(threshold),
+        "probability": probability if probability is not None else np.full(n, np.nan),
+        "verdict": verdict if verdict is not None else np.full(n, None, dtype=object),
     })
+
+
+def score_rows(detector, images: np.ndarray, rows: pd.DataFrame, detector_name: str, train_generators: str,
+               perturbation: str, seed: int) -> pd.DataFrame:
+    """Score a split (optionally perturbed) with a fitted detector into scores-table rows."""
+    images = perturbed(images, rows, perturbation, seed)
+    raw = detector.predict_proba(images) if len(images) else np.zeros(0)
+    return score_table(raw, rows, detector_name, train_generators, perturbation, detector.threshold_)
+
+
+def score_calibrated(models: Mapping[str, Any], fitted, images: np.ndarray, rows: pd.DataFrame, tag: str,
+                     perturbations: Sequence[str], seed: int) -> list[pd.DataFrame]:
+    """The all-generator models scored with calibrated probabilities and verdicts, plus the fused detector."""
+    tables = []
+    for pert in (CLEAN, *perturbations):
+        batch = perturbed(images, rows, pert, seed)
+        calibrated = {}
+        for name, det in models.items():
+            raw = det.predict_proba(batch)
+            calibrated[name] = fitted.calibrators[name].predict(raw)
+            tables.append(score_table(raw, rows, name, tag, pert, det.threshold_, calibrated[name],
+                                      fitted.bands[name].verdicts(calibrated[name])))
+        if len(models) > 1:
+            fused = fitted.fusion.predict(calibrated)
+            tables.append(score_table(fused, rows, FUSED, tag, pert, fitted.decision.high, fused,
+                                      fitted.decision.verdicts(fused)))
+    return tables
+
+
+def leave_one_generator_out(scores: pd.DataFrame, generators: Sequence[str], n_boot: int,
+                            seed: int) -> dict[str, Any]:
+    """Per detector: AUC (95% CI) of each model trained without generator g on g's test fakes vs all test reals."""
+    from forensics.metrics import bootstrap_ci, roc_auc
+
+    out: dict[str, Any] = {}
+    clean = scores[(scores["perturbation"] == CLEAN) & scores["train_generators"].str.startswith(LOGO_PREFIX)]
+    for det, part in clean.groupby("detector", sort=True):
+        per = {}
+        for g in generators:
+            sel = part[(part["train_generators"] == LOGO_PREFIX + g) & ((part["label"] == 0) | (part["generator"] == g))]
+            if sel.empty or sel["label"].nunique() < 2:
+                continue
+            y, s = sel["label"].to_numpy(), sel["score"].to_numpy()
+            per[g] = {"auc": roc_auc(y, s), "auc_ci": list(bootstrap_ci(y, s, "auc", n_boot=n_boot, seed=seed)),
+                      "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum())}
+        if per:
+            out[det] = {"held_out": per, "mean_auc": float(np.mean([v["auc"] for v in per.values()]))}
+    return out
 
 
 def cross_generator_matrix(scores: pd.DataFrame, detector: str, generators: Sequence[str]) -> dict[str, Any]:
@@ -228,8 +300,8 @@ def read_scores(out_dir: str | Path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ pipeline
 
 
-def _fit_or_load(name: str, params: Mapping[str, Any], tag: str, model_dir: Path, resume: bool, train: tuple,
-                 val: tuple, log) -> tuple[Any, dict[str, Any]]:
+def _fit_or_load(name: str, params: Mapping[str, Any], tag: str, generators: Sequence[str], model_dir: Path,
+                 resume: bool, train: tuple, val: tuple, log) -> tuple[Any, dict[str, Any]]:
     import forensics.detectors as registry
 
     if resume and (model_dir / "config.json").exists():
@@ -243,6 +315,7 @@ def _fit_or_load(name: str, params: Mapping[str, Any], tag: str, model_dir: Path
     det = registry.create(name, **dict(params)).fit(train[0], train[1], val[0], val[1])
     seconds = time.perf_counter() - t0
     det.train_generators_ = tag  # recorded in the checkpoint so `evaluate_model` can label its scores
+    det.trained_on_ = ",".join(generators)  # the fake generators it saw (a LOGO model's tag names the one it did not)
     det.save(model_dir)
     log(f"  trained {model_dir.name} in {seconds:.1f}s (n={len(train[1])}, threshold={det.threshold_:.4g})")
     rec = {"seconds": round(seconds, 2), "n_train": int(len(train[1])), "n_val": int(len(val[1])),
@@ -282,20 +355,37 @@ def run_benchmark(manifest_path: str | Path, out_dir: str | Path, config: BenchC
     all_tag = ",".join(generators)
     cross = config.cross_generator and len(generators) > 1
     cross_dets = config.cross_generator_detectors if config.cross_generator_detectors is not None else config.detectors
-    tables, training = [], {}
+    logo_dets = config.detectors if config.logo_detectors is None else config.logo_detectors
+    tables, training, all_models = [], {}, {}
     for name in config.detectors:
         params = config.detector_params.get(name, {})
-        sets = [generators] + ([[g] for g in generators] if cross and name in cross_dets else [])
-        for gens in sets:
-            tag = ",".join(gens)
+        # (model tag, generators it trains on): all of them, each alone (cross-generator matrix), all but one (LOGO)
+        sets = [(all_tag, generators)]
+        if cross and name in cross_dets:
+            sets += [(g, [g]) for g in generators]
+        if len(generators) > 1 and name in logo_dets:
+            sets += [(LOGO_PREFIX + g, [o for o in generators if o != g]) for g in generators]
+        for tag, gens in sets:
             model_dir = out_dir / "models" / f"{name}__{'all' if tag == all_tag else tag}"
-            det, rec = _fit_or_load(name, params, tag, model_dir, resume, subset(train, gens), subset(val, gens), log)
+            det, rec = _fit_or_load(name, params, tag, gens, model_dir, resume, subset(train, gens), subset(val, gens),
+                                    log)
             training[f"{name}/{tag}"] = rec
-            perts = (CLEAN,) + tuple(config.perturbations) if tag == all_tag else (CLEAN,)
-            for pert in perts:
-                tables.append(score_rows(det, test.images, test.rows, name, tag, pert, config.seed))
+            if tag == all_tag:
+                all_models[name] = det
+            else:
+                tables.append(score_rows(det, test.images, test.rows, name, tag, CLEAN, config.seed))
+
+    # Calibration on the validation faces, clean and post-processed; the all-generator models are scored with it.
+    val_ids = val.rows["sample_id"].astype(str).tolist()
+    cal_set = score_calibration_set(all_models, val.images, val.rows["label"].to_numpy(), val_ids,
+                                    config.perturbations, config.seed)
+    fitted = fit_calibration(cal_set, config.calibration)
+    write_calibration(out_dir / CALIBRATION_FILE, fitted, config, len(val.rows))
+    tables += score_calibrated(all_models, fitted, test.images, test.rows, all_tag, config.perturbations, config.seed)
     scores = pd.concat(tables, ignore_index=True)[list(SCORE_COLUMNS)]
     write_scores(scores, out_dir)
+    train_identities = set(train.rows.loc[train.rows["label"] == 0, "identity"].astype(str))
+    unseen = sorted(set(test.rows.loc[test.rows["label"] == 0, "identity"].astype(str)) - train_identities)
     metrics = {
         "provenance": provenance(manifest_path, config),
         "config": config.to_dict(),
@@ -307,6 +397,9 @@ def run_benchmark(manifest_path: str | Path, out_dir: str | Path, config: BenchC
                    for s, d in (("train", train), ("val", val), ("test", test))},
         "training": training,
         "results": summarize(scores, config.n_boot, config.seed),
+        "calibrated_decisions": calibrated_decisions(scores, unseen),
+        "unseen_identities": unseen,
+        "leave_one_generator_out": leave_one_generator_out(scores, generators, config.n_boot, config.seed),
         "cross_generator": {name: cross_generator_matrix(scores, name, generators)
                             for name in config.detectors if cross and name in cross_dets},
         "skipped": train.skipped + val.skipped + test.skipped,
@@ -314,6 +407,18 @@ def run_benchmark(manifest_path: str | Path, out_dir: str | Path, config: BenchC
     _write_json(out_dir / "metrics.json", metrics)
     log(f"wrote {out_dir / 'scores.parquet'} ({len(scores)} rows) and {out_dir / 'metrics.json'}")
     return metrics
+
+
+def write_calibration(path: Path, fitted, config: BenchConfig, n_val: int) -> None:
+    """The calibration a bundle is made from: per-detector maps and bands, the fusion and its band."""
+    _write_json(path, {
+        "method": config.calibration,
+        "fitted_on": {"split": "val", "faces": n_val, "perturbations": [CLEAN, *config.perturbations]},
+        "detectors": {n: {"calibration": c.to_dict(), "decision": fitted.bands[n].to_dict()}
+                      for n, c in fitted.calibrators.items()},
+        "fusion": fitted.fusion.to_dict(),
+        "decision": fitted.decision.to_dict(),
+    })
 
 
 def evaluate_model(model_dir: str | Path, manifest_path: str | Path, out_dir: str | Path,

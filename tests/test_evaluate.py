@@ -34,8 +34,9 @@ def test_scores_table(bench, toy_manifest):
     scores = read_scores(out)
     assert tuple(scores.columns) == SCORE_COLUMNS
     n_test = metrics["counts"]["test"]["n"]
-    # per detector: the all-generator model clean + 2 perturbations, plus 3 per-generator models clean
-    assert len(scores) == 2 * (1 + len(PERTS) + len(GENS)) * n_test
+    # per detector: the all-generator model clean + 2 perturbations, plus 3 per-generator models clean;
+    # and the fused detector on clean + 2 perturbations
+    assert len(scores) == (2 * (1 + len(PERTS) + len(GENS)) + (1 + len(PERTS))) * n_test
     assert set(scores["perturbation"]) == {"none", *PERTS}
     assert scores["score"].between(0, 1).all()
     csv = pd.read_csv(out / "scores.csv", keep_default_na=False)
@@ -149,3 +150,58 @@ def test_cli_bench_with_cnn(toy_manifest, tmp_path):
     assert "cnn" in text and (tmp_path / "b" / "report.html").exists()
     training = json.loads((tmp_path / "b" / "metrics.json").read_text())["training"]
     assert training["cnn/bilinear,nearest,transposed"]["best_epoch"] == 1
+
+
+@pytest.fixture(scope="module")
+def logo_bench(toy_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("logo")
+    cfg = BenchConfig(detectors=("spectral", "dct"), perturbations=PERTS, cross_generator=False,
+                      logo_detectors=("dct",), n_boot=50, seed=0)
+    return out, run_benchmark(toy_manifest, out, cfg, log=lambda m: None)
+
+
+def test_leave_one_generator_out_never_trains_on_the_held_out_generator(logo_bench, toy_manifest):
+    out, metrics = logo_bench
+    df = pd.read_parquet(toy_manifest)
+    train = df[df["split"] == "train"]
+    logo = metrics["leave_one_generator_out"]
+    assert set(logo) == {"dct"}  # only the detector asked for
+    assert set(logo["dct"]["held_out"]) == set(GENS)
+    for g in GENS:
+        fitted = json.loads((out / "models" / f"dct__logo-{g}" / "config.json").read_text())["fitted"]
+        trained_on = fitted["trained_on_"].split(",")
+        assert g not in trained_on and set(trained_on) == set(GENS) - {g}
+        expected = int((train["label"] == 0).sum() + (train["label"].eq(1) & train["generator"].isin(trained_on)).sum())
+        assert fitted["n_train_"] == expected
+        m = logo["dct"]["held_out"][g]
+        assert m["n_fake"] == int(((df["split"] == "test") & (df["generator"] == g)).sum())
+        assert 0.0 <= m["auc_ci"][0] <= m["auc"] <= m["auc_ci"][1] <= 1.0
+
+
+def test_calibrated_decisions_cover_every_perturbation_and_the_fused_detector(logo_bench):
+    out, metrics = logo_bench
+    recs = {(r["detector"], r["perturbation"]): r for r in metrics["calibrated_decisions"]}
+    assert set(recs) == {(d, p) for d in ("spectral", "dct", "fused") for p in ("none", *PERTS)}
+    for r in recs.values():
+        assert 0.0 <= r["ece"] <= 1.0
+        assert r["fpr"] + r["inconclusive_real"] <= 1.0 + 1e-9
+    # The fused detector on clean toy data: calibrated, and its band keeps the reals' FPR near the 5% target.
+    assert recs[("fused", "none")]["ece"] < 0.15 and recs[("fused", "none")]["fpr"] <= 0.15
+    cal = json.loads((out / "calibration.json").read_text())
+    assert set(cal["detectors"]) == {"spectral", "dct"} and cal["fitted_on"]["perturbations"] == ["none", *PERTS]
+
+
+def test_bundle_from_benchmark_scores_like_the_benchmark(logo_bench, toy_manifest, tmp_path):
+    from forensics.bundle import load_bundle
+    from forensics.bundle.build import bundle_from_benchmark
+    from forensics.data.media import read_image
+
+    out, metrics = logo_bench
+    bundle = load_bundle(bundle_from_benchmark(out, tmp_path / "bundle", face={"size": 32, "margin": 0.25}))
+    card = (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    assert "Leave one generator out" in card and "Known failure modes" in card
+    df = pd.read_parquet(toy_manifest).query("split == 'test'").head(20)
+    images = np.stack([read_image(toy_manifest.parent / p) for p in df["path"]])
+    scores = read_scores(out).query("detector == 'fused' and perturbation == 'none'").set_index("sample_id")
+    np.testing.assert_allclose(bundle.score(images).fused, scores.loc[df["sample_id"], "probability"].to_numpy(),
+                               rtol=1e-9)

@@ -133,6 +133,9 @@ def bench_cmd(
     perturb: str = typer.Option("jpeg95,jpeg75,jpeg50,jpeg30,blur1,resize0.5,noise", help="perturbations"),
     cross_detectors: Optional[str] = typer.Option(None, help="detectors that get per-generator models (default all)"),
     no_cross: bool = typer.Option(False, "--no-cross", help="skip the cross-generator matrix"),
+    logo: Optional[str] = typer.Option(None, help="detectors that also get leave-one-generator-out models "
+                                                  "(comma-separated, 'all', default none)"),
+    calibration: str = typer.Option("platt", help="calibration on post-processed validation faces: platt, isotonic"),
     params: Optional[str] = typer.Option(None, help='per-detector hyperparameters as JSON: {"cnn": {"epochs": 4}}'),
     image_size: Optional[int] = typer.Option(None),
     max_train_per_class: Optional[int] = typer.Option(None, help="cap per (label, generator) for quick runs"),
@@ -141,7 +144,8 @@ def bench_cmd(
     fresh: bool = typer.Option(False, "--fresh", help="retrain even if saved models exist"),
     html: bool = typer.Option(True, "--html/--no-html"),
 ) -> None:
-    """Run the benchmark (train, score clean + perturbed, cross-generator) and write the report."""
+    """Run the benchmark (train, calibrate, score clean + perturbed, leave-one-generator-out, cross-generator) and
+    write the report."""
     from forensics.evaluate import BenchConfig, run_benchmark
     from forensics.report import write_report
 
@@ -151,9 +155,25 @@ def bench_cmd(
         detectors=dets, detector_params=per_det, perturbations=tuple(_split_list(perturb)),
         cross_generator=not no_cross,
         cross_generator_detectors=tuple(_split_list(cross_detectors)) if cross_detectors else None,
+        logo_detectors=None if logo == "all" else tuple(_split_list(logo)), calibration=calibration,
         image_size=image_size, max_train_per_class=max_train_per_class, n_boot=n_boot, seed=seed)
     run_benchmark(data, out, config, resume=not fresh, log=typer.echo)
     typer.echo(f"report: {write_report(out, html=html)}")
+
+
+@detect_app.command("bundle")
+def bundle_cmd(
+    bench_dir: Path = typer.Argument(..., help="directory written by `forensics detect bench`"),
+    out: Path = typer.Option(..., "--out", help="bundle folder to write (e.g. forensics/assets/bundle)"),
+    detectors: Optional[str] = typer.Option(None, help="comma-separated detectors (default: all the bench calibrated)"),
+) -> None:
+    """Package a benchmark's all-generator models, calibration and fusion as a scan bundle with its model card."""
+    from forensics.bundle import bundle_sha256
+    from forensics.bundle.build import bundle_from_benchmark
+
+    path = bundle_from_benchmark(bench_dir, out, _split_list(detectors) if detectors else None)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    typer.echo(f"bundle: {path} ({size / 1e6:.1f} MB, sha256 {bundle_sha256(path)[:16]}...)")
 
 
 @detect_app.command("report")
