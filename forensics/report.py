@@ -275,10 +275,13 @@ def build_blocks(metrics: dict[str, Any], scores: pd.DataFrame, out_dir: Path, t
                 m = res.get(det, p) or {}
                 rows.append((det, p, _fmt(m.get("accuracy")), _fmt(m.get("real_accuracy")),
                              _fmt(m.get("fake_accuracy")), _fmt(m.get("fpr_at_threshold"))))
-        B += [Block("p", "Decisions at the calibrated threshold (post-processing shifts scores; a threshold fitted "
-                         "on clean reals may no longer hold its false-positive rate):"),
+        B += [Block("p", "Decisions at each model's raw threshold, fitted on clean validation reals only (post-processing "
+                         "shifts scores, so this threshold may not hold its false-positive rate; the calibrated "
+                         "decisions below are what the scan uses):"),
               Block("table", header=("detector", "perturbation", "acc", "real acc", "fake acc", "FPR on reals"),
                     rows=tuple(rows))]
+
+    B += _calibrated_blocks(metrics) + _logo_blocks(metrics)
 
     plot_roc(scores, res, out_dir / "roc.png")
     B += [Block("h2", "ROC curves"), Block("img", "roc.png")]
@@ -315,6 +318,42 @@ def build_blocks(metrics: dict[str, Any], scores: pd.DataFrame, out_dir: Path, t
     B += [Block("h2", "Provenance"), Block("pre", json.dumps(metrics["provenance"], indent=2, sort_keys=True)),
           Block("p", "Configuration:"), Block("pre", json.dumps(metrics["config"], indent=2, sort_keys=True))]
     return B
+
+
+def _calibrated_blocks(metrics: dict[str, Any]) -> list[Block]:
+    """The three-way decisions after calibration on post-processed validation faces, per perturbation."""
+    recs = metrics.get("calibrated_decisions")
+    if not recs:
+        return []
+    order = {p: i for i, p in enumerate([CLEAN, *metrics["config"]["perturbations"]])}
+    recs = sorted(recs, key=lambda r: (r["detector"], order.get(r["perturbation"], len(order))))
+    rows = tuple((r["detector"], r["perturbation"], _fmt(r["ece"]), _fmt(r["fpr"]), _fmt(r["fpr_unseen_identities"]),
+                  _fmt(r["tpr"]), _fmt(r["fnr"]), _fmt(r["inconclusive_real"]), _fmt(r["inconclusive_fake"]))
+                 for r in recs)
+    unseen = ", ".join(metrics.get("unseen_identities", [])) or "none in this test split"
+    return [Block("h2", "Calibrated decisions (what an analyst reads)"),
+            Block("p", "Each detector's score is calibrated (" + metrics["config"].get("calibration", "platt") +
+                  ") on validation faces clean and under every perturbation, then cut into *likely manipulated* / "
+                  "*inconclusive* / *no sign of manipulation* by a band that keeps 5% of validation reals above it "
+                  "and 5% of validation fakes below it; `fused` stacks the detectors' calibrated probabilities. "
+                  "FPR = reals called likely manipulated; unseen-people FPR = the same on reals of people absent "
+                  f"from training ({unseen}); FNR = fakes called no sign; ECE = expected calibration error."),
+            Block("table", header=("detector", "perturbation", "ECE", "FPR", "unseen-people FPR", "TPR", "FNR",
+                                   "inconclusive (real)", "inconclusive (fake)"), rows=rows)]
+
+
+def _logo_blocks(metrics: dict[str, Any]) -> list[Block]:
+    """Leave one generator out: the generalisation headline (the model never saw the generator it is tested on)."""
+    logo = metrics.get("leave_one_generator_out")
+    if not logo:
+        return []
+    gens = metrics["generators"]
+    rows = tuple((det, *(_fmt_ci(v["held_out"][g]) if g in v["held_out"] else "–" for g in gens), _fmt(v["mean_auc"]))
+                 for det, v in logo.items())
+    return [Block("h2", "Leave one generator out"),
+            Block("p", "One model per generator, trained on the reals and every *other* generator's fakes, tested on "
+                       "the left-out generator's test fakes against all test reals (AUC, 95% CI)."),
+            Block("table", header=("detector", *gens, "mean"), rows=rows)]
 
 
 def _target_fpr(metrics: dict[str, Any]) -> str:
