@@ -296,3 +296,35 @@ def read_media_size(path: str | os.PathLike) -> tuple[int, int]:
             return im.size
     except (UnidentifiedImageError, OSError) as exc:
         raise MediaError(path, f"corrupt image ({exc})") from None
+
+
+# Formats `read_image_by_content` will decode: the common still formats only, so a crafted file cannot reach
+# Pillow's rarer plugins (EPS would start Ghostscript).
+CONTENT_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+
+
+def read_image_by_content(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image whatever its extension says (GIF: the first frame) to RGB uint8 `[H,W,3]`.
+
+    For callers that read the kind from the bytes and note an extension mismatch instead of refusing it (the
+    analyst's scan); dataset code keeps `read_image`, which refuses a mismatch."""
+    path = Path(path)
+    _check_readable_file(path)
+    try:
+        with Image.open(path, formats=CONTENT_IMAGE_FORMATS) as im:
+            w, h = im.size  # header only: no pixels decoded yet
+            if w * h > max_pixels:
+                raise MediaError(path, f"{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
+            if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "1"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+            im.load()
+            arr = np.asarray(im)
+    except MediaError:
+        raise
+    except UnidentifiedImageError:
+        raise MediaError(path, f"not a recognised image (formats tried: {', '.join(CONTENT_IMAGE_FORMATS)})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(path, f"corrupt or truncated image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise MediaError(path, f"image too large ({exc})") from None
+    return _to_rgb_uint8(arr, path)
