@@ -67,6 +67,7 @@ class DCTDetector(LinearFeatureDetector):
         log_eps: float = 1.0,
         classifier: str = "logreg",
         C: float = 0.1,
+        augment: str = "none",
         target_fpr: float = 0.05,
         seed: int = 0,
     ) -> None:
@@ -74,6 +75,7 @@ class DCTDetector(LinearFeatureDetector):
         self.log_eps = log_eps
         self.classifier = classifier
         self.C = C
+        self.augment = augment
         self.target_fpr = target_fpr
         self.seed = seed
 

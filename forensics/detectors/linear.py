@@ -21,12 +21,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class LinearFeatureDetector(Detector):
-    """Subclasses define `__init__` (their hyperparameters, including `classifier`, `C`, `target_fpr`,
-    `seed`) and `features(images) -> [N,F] float32`."""
+    """Subclasses define `__init__` (their hyperparameters, including `classifier`, `C`, `augment`,
+    `target_fpr`, `seed`) and `features(images) -> [N,F] float32`.
+
+    `augment` names a training preset of `forensics.augment` (e.g. "postproc"): each training image is then
+    seen twice, as is and once through the preset, whatever its label, so both classes share one processing
+    history and the linear head cannot separate them by how they were processed."""
 
     classifier: str
     C: float
+    augment: str
     seed: int
+
+    def _augmented(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from forensics.augment import apply_training_transform, training_transform
+
+        transform = training_transform(self.augment, seed=self.seed)
+        if transform is None:
+            return images, labels
+        extra = apply_training_transform(transform, images)
+        return np.concatenate([images, extra]), np.concatenate([labels, labels])
 
     def features(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -40,6 +54,7 @@ class LinearFeatureDetector(Detector):
         from sklearn.svm import LinearSVC
 
         self._check_classifier()
+        images, labels = self._augmented(images, labels)
         x = self.features(images).astype(np.float64)  # [N,F]
         mean = x.mean(axis=0)
         scale = x.std(axis=0)

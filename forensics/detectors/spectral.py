@@ -91,6 +91,7 @@ class SpectralDetector(LinearFeatureDetector):
         normalize: str = "minmax",
         classifier: str = "logreg",
         C: float = 1.0,
+        augment: str = "none",
         target_fpr: float = 0.05,
         seed: int = 0,
     ) -> None:
@@ -98,6 +99,7 @@ class SpectralDetector(LinearFeatureDetector):
         self.normalize = normalize
         self.classifier = classifier
         self.C = C
+        self.augment = augment
         self.target_fpr = target_fpr
         self.seed = seed
 
