@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 FREQUENCY_KINDS = ("blur", "downscale", "sharpen")
+MIN_FACE_PX = 8  # below this the outline, feather and elastic field have no room: refused
 SBI_BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # Shiohara & Yamasaki 2022: full blends twice as likely
 
 
@@ -72,7 +73,7 @@ class BlendConfig:
     forehead: tuple[float, float] = (0.0, 0.25)  # brow points lifted by this fraction of brow-to-chin height
     landmark_jitter: float = 0.02  # outline points moved by N(0, x^2)
     elastic_alpha: float = 0.03  # largest elastic displacement
-    elastic_sigma: float = 0.08  # smoothness (Gaussian sigma) of the displacement field
+    elastic_grid: int = 9  # random control points per side of a 2-face-size square (smoothness of the field)
     morph: float = 0.04  # dilate (> 0) or erode (< 0) by a radius ~ U[-x, x]
     feather: tuple[float, float] = (0.01, 0.04)  # Gaussian sigma of the edge
     blend_ratios: tuple[float, ...] = SBI_BLEND_RATIOS
@@ -91,6 +92,8 @@ class BlendConfig:
             raise ValueError(f"BlendConfig.blend_ratios must be in (0, 1], got {self.blend_ratios}")
         if not (0 <= self.p_rgb_shift <= 1 and 0 <= self.p_hsv <= 1):
             raise ValueError("BlendConfig probabilities must be in [0, 1]")
+        if self.elastic_grid < 2:
+            raise ValueError(f"BlendConfig.elastic_grid needs >= 2 control points per side, got {self.elastic_grid}")
         if min(self.scale, self.contrast, self.saturation) >= 1 or self.resolution < 8:
             raise ValueError("BlendConfig.scale, contrast and saturation must be < 1 and resolution >= 8")
 
@@ -122,7 +125,7 @@ def sample_blend_params(seed: int, config: BlendConfig = BlendConfig()) -> dict[
             "jitter": (rng.normal(0.0, config.landmark_jitter, (12, 2)) if config.landmark_jitter > 0
                        else np.zeros((12, 2))).tolist(),
             "elastic": {"seed": int(rng.integers(2**31)), "alpha": u(0.0, config.elastic_alpha),
-                        "sigma": config.elastic_sigma},
+                        "grid": config.elastic_grid},
             "morph": u(-config.morph, config.morph), "feather": u(*config.feather),
             "blend_ratio": float(config.blend_ratios[int(rng.integers(len(config.blend_ratios)))])}
     return {"seed": int(seed), "source": {"colour": colour, "frequency": {"kind": kind, "value": value},
@@ -141,28 +144,33 @@ def _outline(landmarks: np.ndarray, mask_params: dict[str, Any]) -> tuple[np.nda
     return pts, face_size
 
 
-def _elastic(binary: np.ndarray, elastic: dict[str, Any], face_size: float) -> np.ndarray:
-    """Warp a 0/1 mask by a smooth random displacement field (largest shift alpha face sizes). [h,w] float32"""
+def _elastic(binary: np.ndarray, elastic: dict[str, Any], centre: np.ndarray, face_size: float) -> np.ndarray:
+    """Warp a 0/1 mask by a smooth random displacement field (largest shift alpha face sizes). [h,w] float32
+
+    The field is a grid of random control points on a square of two face sizes centred on the face, interpolated
+    bicubically: it is fixed to the face, not to the pixel grid, so one draw deforms the mask the same way at
+    any resolution and on every frame of a moving face."""
     alpha_px = elastic["alpha"] * face_size
     if alpha_px < 0.5:
         return binary
+    g = int(elastic["grid"])
+    knots = np.random.default_rng(elastic["seed"]).uniform(-1, 1, (2, g, g)).astype(np.float32)  # [2,G,G]
     h, w = binary.shape
-    rng = np.random.default_rng(elastic["seed"])
-    sigma = max(elastic["sigma"] * face_size, 1.0)
-    field = [cv2.GaussianBlur(rng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma) for _ in range(2)]
-    field = [f / (np.abs(f).max() + 1e-12) * alpha_px for f in field]  # [h,w] each, px
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    warped = cv2.remap(binary, xx + field[0], yy + field[1], cv2.INTER_LINEAR, borderValue=0.0)
+    gx = (((xx - centre[0]) / (2 * face_size) + 0.5) * (g - 1)).astype(np.float32)  # pixel -> control grid
+    gy = (((yy - centre[1]) / (2 * face_size) + 0.5) * (g - 1)).astype(np.float32)
+    dx, dy = (cv2.remap(k, gx, gy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE) * alpha_px for k in knots)
+    warped = cv2.remap(binary, xx + dx, yy + dy, cv2.INTER_LINEAR, borderValue=0.0)
     return (warped > 0.5).astype(np.float32)
 
 
-def _blend_mask(shape: tuple[int, int], outline: np.ndarray, mask_params: dict[str, Any],
+def _blend_mask(shape: tuple[int, int], outline: np.ndarray, mask_params: dict[str, Any], centre: np.ndarray,
                 face_size: float) -> np.ndarray:
     """Hull -> elastic -> dilate/erode -> feather -> x blend ratio, quantised to the uint8 weight really used."""
     binary = np.zeros(shape, np.uint8)
     hull = cv2.convexHull(np.round(outline * 16).astype(np.int32))
     cv2.fillConvexPoly(binary, hull, 1, lineType=cv2.LINE_8, shift=4)
-    soft = _elastic(binary.astype(np.float32), mask_params["elastic"], face_size)
+    soft = _elastic(binary.astype(np.float32), mask_params["elastic"], centre, face_size)
     radius = int(round(abs(mask_params["morph"]) * face_size))
     if radius > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -237,6 +245,9 @@ def apply_blend(image: np.ndarray, landmarks: np.ndarray, params: dict[str, Any]
     `derived` record (face size, region, coverage). The fake equals `image` wherever the weight is 0."""
     pts = _check_inputs(image, landmarks)
     outline, face_size = _outline(pts, params["mask"])
+    if face_size < MIN_FACE_PX:
+        raise ValueError(f"face too small or landmarks degenerate: face size {face_size:.1f} px < {MIN_FACE_PX} "
+                         f"(landmarks {np.round(pts, 1).tolist()})")
     m = params["mask"]
     # room around the outline for the elastic shift, dilation and the feather's tail (4 sigma), plus the shift
     pad = math.ceil((m["elastic"]["alpha"] + max(m["morph"], 0.0) + 4 * m["feather"] + 0.1) * face_size) + 4
@@ -248,10 +259,10 @@ def apply_blend(image: np.ndarray, landmarks: np.ndarray, params: dict[str, Any]
         raise ValueError(f"the face (landmarks {np.round(pts, 1).tolist()}) lies outside the {w}x{h} image")
     offset = np.array([x0, y0], np.float64)
     roi = image[y0:y1, x0:x1]  # [h',w',3]
-    weight = _blend_mask(roi.shape[:2], outline - offset, m, face_size)  # [h',w']
+    centre = outline.mean(0) - offset
+    weight = _blend_mask(roi.shape[:2], outline - offset, m, centre, face_size)  # [h',w']
     if not weight.any():
         raise ValueError(f"empty blend mask for landmarks {np.round(pts, 1).tolist()} (face size {face_size:.1f} px)")
-    centre = outline.mean(0) - offset
     source = _make_source(roi, params["source"], centre, face_size)
     a = weight[:, :, None]
     blended = np.clip(np.floor(roi.astype(np.float32) * (1 - a) + source.astype(np.float32) * a + 0.5), 0, 255)
