@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "spectral": "forensics.detectors.spectral:SpectralDetector",
     "dct": "forensics.detectors.dct:DCTDetector",
     "cnn": "forensics.detectors.cnn:CNNDetector",
+    "temporal": "forensics.detectors.temporal:TemporalDetector",
 }
 
 
