@@ -1,0 +1,49 @@
+"""`forensics scan PATH... --out DIR`: the analyst's command, a thin wrapper over `forensics.scan.pipeline`.
+
+Exit status: 0 when every file was analysed (or skipped as not media), 1 when any file failed, 2 when the scan
+could not start (bad option, no model bundle, an output folder holding another scan).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def scan_command(
+    paths: List[str] = typer.Argument(..., help="Files, folders (recursive) and globs (quote them) to scan."),
+    out: Path = typer.Option(..., "--out", help="Folder for report.html, scan.json, summary.csv and pictures."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model bundle folder (default: the shipped "
+                                         "forensics/assets/bundle)."),
+    every: int = typer.Option(10, "--every", min=1, help="Videos: run face detection on every K-th frame, track "
+                              "in between."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Videos: analyse at most the first "
+                                             "N frames."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted scan in --out (files already "
+                                "done are kept, the rest analysed)."),
+    min_face: int = typer.Option(40, "--min-face", min=1, help="Faces smaller than this (px) get no verdict."),
+    detect_side: int = typer.Option(640, "--detect-side", min=32, help="Long side (px) frames are scaled to for "
+                                    "face detection only; raise it to find smaller faces in large images."),
+    device: str = typer.Option("cpu", "--device", help="Face detector device: cpu | cuda | auto."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Scan photos and videos for signs of face manipulation: a self-contained report.html, scan.json, summary.csv."""
+    from forensics.scan.pipeline import ScanSetupError, run_scan
+    from forensics.scan.settings import ScanSettings
+
+    try:
+        settings = ScanSettings(every=every, max_frames=max_frames, min_face=min_face, detect_side=detect_side,
+                                device=device)
+        outcome = run_scan(paths, out, model, settings, resume=resume, progress=progress, log=typer.echo)
+    except (ScanSetupError, ValueError) as exc:
+        typer.echo(f"forensics scan: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if outcome is None:  # a torchrun rank other than 0: rank 0 reports
+        return
+    typer.echo(f"{outcome.files} file(s): {outcome.analysed} analysed, {outcome.failed} failed, "
+               f"{outcome.skipped} skipped")
+    typer.echo(f"report: {outcome.report_html}")
+    typer.echo(f"scan.json: {outcome.scan_json}  summary.csv: {outcome.summary_csv}")
+    if outcome.failed:
+        raise typer.Exit(1)

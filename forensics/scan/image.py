@@ -1,0 +1,69 @@
+"""One still image: decode by content, find and align every face, score, quality, verdicts, pictures."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.data.media import read_image_by_content
+from forensics.scan.assets import BoxLabel, crop_png, encode_jpeg, thumbnail
+from forensics.scan.context import Analysis, ScanContext
+from forensics.scan.faces import align_crops
+from forensics.scan.quality import face_pixels, jpeg_quality, sharpness
+from forensics.scan.verdict import face_verdict, file_verdict
+
+
+def sig(x: float, digits: int = 6) -> float:
+    """A float rounded to `digits` significant digits: stable, compact JSON (raw scores can be 1e-19)."""
+    return float(f"{float(x):.{digits}g}")
+
+
+def rounded_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A `FaceScores.face(i)` record with its floats at 6 significant digits."""
+    return {"detectors": {n: {"score": sig(d["score"]), "probability": sig(d["probability"]), "verdict": d["verdict"]}
+                          for n, d in record["detectors"].items()},
+            "probability": sig(record["probability"]), "verdict": record["verdict"],
+            "detectors_disagree": record["detectors_disagree"]}
+
+
+def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt: str | None) -> Analysis:
+    """`asset_dir`: the file's asset folder relative to the scan folder (what scan.json points at)."""
+    path = Path(path)
+    with ctx.timer.stage("decode"):
+        rgb = read_image_by_content(path, ctx.settings.max_pixels)  # [H,W,3]
+    with ctx.timer.stage("quality"):
+        jpeg = jpeg_quality(path) if fmt == "jpeg" else None
+    with ctx.timer.stage("detect"):
+        found = ctx.finder.detect([rgb])[0]
+    faces = sorted(found, key=lambda f: (float(f.box[0]), float(f.box[1])))  # face 1 is the leftmost
+    size, margin = ctx.bundle.face_size, ctx.bundle.face_margin
+    with ctx.timer.stage("align"):
+        crops = align_crops(rgb, faces, size, margin)  # [N,S,S,3]
+    scores = ctx.score(crops) if faces else None
+    out_faces, assets, labels = [], {}, []
+    jq = jpeg["quality"] if jpeg else None
+    for i, face in enumerate(faces):
+        assert scores is not None
+        record = rounded_record(scores.face(i))
+        px = face_pixels(face.box)
+        verdict, reasons = face_verdict(record, px, jq, ctx.rules, ctx.band)
+        name = f"face-{i + 1}.png"
+        assets[name] = crop_png(crops[i])
+        out_faces.append({
+            "id": f"face {i + 1}", "kind": "still", "box": [round(float(v), 2) for v in face.box],
+            "landmarks": np.round(face.landmarks, 2).tolist(), "detection_score": sig(face.score),
+            "quality": {"face_px": round(px, 1), "sharpness": sig(sharpness(crops[i]), 4)},
+            "scores": record, "probability": record["probability"], "model_verdict": record["verdict"],
+            "verdict": verdict, "reasons": reasons, "crop": f"{asset_dir}/{name}",
+        })
+        labels.append(BoxLabel(face.box, f"{i + 1}: {record['probability']:.2f}", record["probability"]))
+    verdict, probability, reasons = file_verdict(out_faces, "no face found in the image")
+    with ctx.timer.stage("report"):
+        assets["thumb.jpg"] = encode_jpeg(thumbnail(rgb, labels, ctx.settings.thumb_side))
+    media = {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "jpeg": jpeg}
+    fields = {"media": media, "faces": out_faces, "video": None, "verdict": verdict,
+              "probability": None if probability is None else sig(probability), "reasons": reasons,
+              "thumbnail": f"{asset_dir}/thumb.jpg"}
+    return Analysis(fields, assets)
