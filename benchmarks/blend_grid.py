@@ -43,7 +43,8 @@ def describe(fake_row: dict) -> str:
     src, mask = p["source"], p["mask"]
     colour = src["colour"]
     return (f"{fake_row['sample_id']} from {fake_row['source_id']}: {src['frequency']['kind']} "
-            f"{src['frequency']['value']:.2f}, brightness {colour['brightness']:+.3f}, contrast {colour['contrast']:.3f}, "
+            f"{src['frequency']['value']:.2f}, brightness {colour['brightness']:+.3f}, "
+            f"contrast {colour['contrast']:.3f}, "
             f"rgb shift {'none' if colour['rgb_shift'] is None else [round(v, 1) for v in colour['rgb_shift']]}, "
             f"hsv {'none' if colour['hsv'] is None else {k: round(v, 2) for k, v in colour['hsv'].items()}}, "
             f"scale {src['geometry']['scale']:.3f}; blend ratio {mask['blend_ratio']}, "

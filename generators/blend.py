@@ -15,9 +15,10 @@ Choices made here (SBI picks which of source and target is changed; we always ch
     cheeks, jaw and chin at fixed proportions of the eye line and eye-to-mouth axis), with the brow points
     lifted by a random fraction of the brow-to-chin height (a forehead, as SBI's 81-point hull has), every
     outline point jittered, the filled hull elastically deformed, dilated or eroded, Gaussian-feathered and
-    scaled by a blend ratio drawn from SBI's {0.25, 0.5, 0.75, 1, 1, 1}.
-  * Every size is a fraction of the face size (the outline's bounding-box side), so the same parameters fit a
-    64 px aligned crop and a face in a 1080p frame; work happens in a region around the face only.
+    scaled by a blend ratio drawn from {0.25, 0.5, 0.75, 1, 1, 1} (a full blend is the likeliest).
+  * Mask and geometry sizes are fractions of the face size (the outline's bounding-box side), so one draw fits
+    a 64 px aligned crop and a face in a 1080p frame; the sharpness step is in pixels, the scale at which a
+    detector sees it. Work happens in a region around the face only.
 
 `self_blend(image, landmarks, seed, config)` is the pure function; `sample_blend_params` + `apply_blend` split
 it so a manifest row's recorded parameters replay the same bytes. The rest of the module makes `blend` a
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FREQUENCY_KINDS = ("blur", "downscale", "sharpen")
 MIN_FACE_PX = 8  # below this the outline, feather and elastic field have no room: refused
-SBI_BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # Shiohara & Yamasaki 2022: full blends twice as likely
+BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # a full blend is three times as likely as each partial one
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class BlendConfig:
     sharpen: tuple[float, float] = (0.3, 1.0)  # unsharp-mask amount (sigma 1 px)
     # source geometry, about the face centre
     scale: float = 0.05  # x U[1-x, 1+x]
-    translate: float = 0.03  # shift x ~ U[-x, x] face sizes, y ~ U[-x/2, x/2] (SBI: 3% and 1.5%)
+    translate: float = 0.03  # shift x ~ U[-x, x] face sizes, y ~ U[-x/2, x/2]
     # mask
     forehead: tuple[float, float] = (0.0, 0.25)  # brow points lifted by this fraction of brow-to-chin height
     landmark_jitter: float = 0.02  # outline points moved by N(0, x^2)
@@ -76,12 +77,13 @@ class BlendConfig:
     elastic_grid: int = 9  # random control points per side of a 2-face-size square (smoothness of the field)
     morph: float = 0.04  # dilate (> 0) or erode (< 0) by a radius ~ U[-x, x]
     feather: tuple[float, float] = (0.01, 0.04)  # Gaussian sigma of the edge
-    blend_ratios: tuple[float, ...] = SBI_BLEND_RATIOS
+    blend_ratios: tuple[float, ...] = BLEND_RATIOS
 
     def __post_init__(self) -> None:
         bad = [k for k in self.frequency if k not in FREQUENCY_KINDS]
         if bad or not self.frequency:
-            raise ValueError(f"BlendConfig.frequency must be a non-empty subset of {FREQUENCY_KINDS}, got {self.frequency}")
+            raise ValueError(f"BlendConfig.frequency must be a non-empty subset of {FREQUENCY_KINDS}, "
+                             f"got {self.frequency}")
         for name in ("blur_sigma", "downscale", "sharpen", "forehead", "feather"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:

@@ -14,9 +14,9 @@ import generators
 from forensics.data.manifest import read_manifest, validate_manifest
 from forensics.data.media import read_image
 from forensics.data.starter import ASSETS, build_starter
-from generators.config import config_to_dict
 from generators.blend import (BlendConfig, apply_blend, crop_landmarks_of, landmarks_after_resize, mask_to_uint8,
                               sample_blend_params, self_blend)
+from generators.config import config_to_dict
 from generators.synthesize import SynthOptions, synthesize
 
 STILLS = ("grace_hopper.jpg", "multi_face.jpg", "astronaut.png")  # 7 faces in three groups: train, val and test
