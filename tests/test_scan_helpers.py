@@ -24,9 +24,9 @@ def build_toy_bundle(out: Path, size: int = 128, detectors: tuple[str, ...] = ("
         images = np.concatenate([toydata.real_images(rng, n, size), toydata.fake_images(rng, n, size, "nearest")])
         return images, np.array([0] * n + [1] * n)
 
-    train, val = split(40), split(30)
+    train, val = split(24), split(16)
     return build_bundle_from_arrays(out, train, (*val, [f"v{i}" for i in range(len(val[1]))]),
-                                    {d: {} for d in detectors}, perturbations=("jpeg75", "jpeg30", "blur1"),
+                                    {d: {} for d in detectors}, perturbations=("jpeg30",),
                                     face={"size": size, "margin": 0.25}, log=lambda m: None)
 
 

@@ -105,7 +105,8 @@ def analyse_file(c: Candidate, ctx: ScanContext, out: Path) -> tuple[dict[str, A
     if sniffed.kind == "unknown":
         named = sniffed.ext_kind is not None or c.origin == str(c.path) or Path(c.origin).absolute() == c.path
         entry["status"] = "failed" if named else "skipped"
-        message = f"{path}: not a supported image or video (content: {sniffed.description})"
+        message = (f"{path}: file is empty (0 bytes)" if before.size == 0
+                   else f"{path}: not a supported image or video (content: {sniffed.description})")
         (entry["errors"] if named else entry["reasons"]).append(message)
     else:
         from forensics.scan.image import analyse_image
