@@ -1,0 +1,478 @@
+"""Generator attribution: which zoo member made an image ("real" is one of the classes), or "unknown" when no
+class is confident enough.
+
+Why a separate model and not a detector option: a detector answers one question (P(fake)) and carries a
+threshold calibrated for a false-positive rate; attribution is a K-way question whose "unknown" answer needs a
+threshold of its own. The recipe:
+
+1. features: the project's frequency features (`dct`: log |2-D DCT| of the luma, Frank et al. 2020, whose
+   paper also attributes GAN images with them; `spectral`: the azimuthal log power spectrum, Durall et al.
+   2020), and optionally `cnn`: the penultimate embedding of a fitted `CNNDetector`; several are concatenated;
+2. a per-feature standardiser and a multinomial logistic regression (scikit-learn), kept as arrays
+   (`scaler_mean_`, `scaler_scale_`, `coef_ [K,F]`, `intercept_ [K]`) and scored in numpy, so save/load is
+   bit-identical and nothing is pickled (as `forensics.detectors.linear` does for the binary heads);
+3. temperature scaling (Guo et al. 2017) fitted on validation images, so the top probability means what it
+   says on data the regression was not fitted on;
+4. "unknown" when either of two rules fires, both set on the same validation images with no unseen generator
+   needed: (a) the top probability is below the value that keeps 97.5% of the *correctly attributed*
+   validation images answered (the classes it knows are confused), or (b) the image is atypical of every
+   known class: the mean squared standardised deviation of its features from the nearest class's mean
+   (a diagonal Gaussian per class) is above the value 97.5% of validation images stay under. Rule (b) is
+   what catches an unseen generator: a linear head gives no weight to the coefficients where a new trace
+   lies and so answers confidently. Together the rules answer at least `coverage` (95%) of validation images
+   of known classes; `benchmarks/bench_attribution.py` measures how often they fire on an unseen generator
+   (leave one generator out).
+
+Without validation images a stratified `val_fraction` of the training images is held out for steps 3-4.
+Images are uint8 RGB `[N,H,W,3]`; they are area-resized to the training size as the detectors do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FORMAT = "forensics-attributor/1"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+REAL = "real"
+UNKNOWN = "unknown"
+FEATURE_KINDS = ("dct", "spectral", "cnn")
+_MIN_CLASS_SCALE = 0.05  # floor of a class's per-feature std (standardised units), so a near-constant feature
+                         # cannot make a tiny deviation look alien
+
+
+def generator_labels(rows: pd.DataFrame) -> np.ndarray:
+    """Attribution target per manifest row: "real" for reals, else the generator's name.  # [N] str"""
+    return np.where(rows["label"].to_numpy() == 0, REAL, rows["generator"].astype(str).to_numpy()).astype(str)
+
+
+def parse_features(spec: str) -> tuple[str, ...]:
+    """"dct+spectral" -> ("dct", "spectral"); unknown or repeated names are refused."""
+    kinds = tuple(k.strip() for k in spec.split("+") if k.strip())
+    bad = [k for k in kinds if k not in FEATURE_KINDS]
+    if not kinds or bad or len(set(kinds)) != len(kinds):
+        raise ValueError(f"features must be '+'-joined names from {FEATURE_KINDS}, got {spec!r}")
+    return kinds
+
+
+def cnn_embedding(detector: Any, images: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Penultimate (pre-logit) features of a fitted `CNNDetector`'s timm model.  # [N,H,W,3] -> [N,D] float32
+
+    Uses the detector's own resizing and normalisation, so the embedding sees images as its head did."""
+    import torch
+
+    model = detector.model_
+    device = next(model.parameters()).device
+    images = detector._prepare(images)  # validated and resized to the CNN's training size
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            x = detector._to_tensor(images[i:i + batch], device)  # [B,3,S,S]
+            feats = model.forward_head(model.forward_features(x), pre_logits=True)  # [B,D]
+            out.append(feats.float().cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class GeneratorAttributor:
+    """Frequency (and optionally CNN) features -> standardiser -> multinomial logistic regression -> temperature
+    -> top class, or "unknown" when the top probability is below `threshold_` or the atypicality above
+    `atypicality_threshold_`.
+
+    Hyperparameters:
+      features: '+'-joined from "dct", "spectral", "cnn" ("cnn" needs `cnn_detector`).
+      C: inverse L2 strength of the logistic regression (small: thousands of DCT coefficients, few images).
+      coverage: share of validation images of known classes that must be answered (not "unknown").
+      augment: a `forensics.augment` training preset; when not "none", every training (and validation) image
+        is also added once more through it, so the head sees the post-processing it will meet.
+      cnn_detector: directory of a saved `CNNDetector` whose embedding the "cnn" feature uses (referenced, not
+        copied: its weights' sha256 is recorded and checked on use).
+      val_fraction: held out of the training images for calibration when `fit` gets no validation images.
+      seed: seeds the solver, the hold-out and the augmentation.
+    Fitted: classes_, image_size_, scaler_mean_, scaler_scale_, coef_, intercept_, class_mean_, class_scale_,
+      temperature_, threshold_, atypicality_threshold_, n_features_in_, n_train_, n_val_, val_accuracy_,
+      val_unknown_rate_ (and cnn_weights_sha256_ with "cnn").
+    """
+
+    def __init__(
+        self,
+        features: str = "dct",
+        C: float = 0.05,
+        coverage: float = 0.95,
+        augment: str = "none",
+        cnn_detector: str | None = None,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        self.features = features
+        self.C = C
+        self.coverage = coverage
+        self.augment = augment
+        self.cnn_detector = cnn_detector
+        self.val_fraction = val_fraction
+        self.seed = seed
+
+    # ------------------------------------------------------------------ params
+    _PARAMS = ("features", "C", "coverage", "augment", "cnn_detector", "val_fraction", "seed")
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def __repr__(self) -> str:
+        return f"GeneratorAttributor({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def _check_params(self) -> None:
+        kinds = parse_features(self.features)
+        if "cnn" in kinds and not self.cnn_detector:
+            raise ValueError("features include 'cnn' but no cnn_detector directory was given")
+        if not 0.0 < self.coverage <= 1.0:
+            raise ValueError(f"coverage must be in (0, 1], got {self.coverage}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+    # ------------------------------------------------------------------ features
+    def _cnn(self):
+        import forensics.detectors as registry
+
+        if getattr(self, "_cnn_cache", None) is None:
+            directory = Path(self.cnn_detector)
+            digest = _sha256_file(directory / WEIGHTS_FILE) if (directory / WEIGHTS_FILE).is_file() else None
+            expected = getattr(self, "cnn_weights_sha256_", None)
+            if expected is not None and digest != expected:
+                raise ValueError(f"{directory}: CNN weights changed since this attributor was fitted "
+                                 f"(sha256 {digest} != recorded {expected})")
+            det = registry.load(directory)
+            if det.name != "cnn":
+                raise ValueError(f"{directory} holds a {det.name!r} detector, not a CNN")
+            self._cnn_cache = (det, digest)
+        return self._cnn_cache
+
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        """Concatenated feature blocks.  # [N,H,W,3] uint8 (training size) -> [N,F] float64"""
+        from forensics.detectors.dct import log_dct_features
+        from forensics.detectors.spectral import azimuthal_spectrum
+
+        blocks = []
+        for kind in parse_features(self.features):
+            if kind == "dct":
+                blocks.append(log_dct_features(images))  # [N,H*W]
+            elif kind == "spectral":
+                blocks.append(azimuthal_spectrum(images))  # [N,64]
+            else:
+                blocks.append(cnn_embedding(self._cnn()[0], images))  # [N,D]
+        return np.concatenate(blocks, axis=1).astype(np.float64)
+
+    def _augmented(self, images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Images plus one copy through the `augment` preset (label-blind, seeded).  # [N,...] -> [2N,...]"""
+        from forensics.augment import apply_training_transform, training_transform
+
+        if self.augment == "none" or len(images) == 0:
+            return images, labels
+        moved = apply_training_transform(training_transform(self.augment, seed=seed), images)
+        return np.concatenate([images, moved]), np.concatenate([labels, labels])
+
+    # ------------------------------------------------------------------ fit
+    def _holdout(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stratified (train, val) index split of `val_fraction` per class (at least one per class of 2+)."""
+        rng = np.random.default_rng(self.seed)
+        val = []
+        for cls in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == cls))
+            if idx.size >= 2:
+                val.append(idx[: max(1, int(round(self.val_fraction * idx.size)))])
+        val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+        return np.setdiff1d(np.arange(labels.size), val_idx), val_idx
+
+    def fit(self, images: np.ndarray, generator_labels: Sequence[str], val_images: np.ndarray | None = None,
+            val_labels: Sequence[str] | None = None) -> "GeneratorAttributor":
+        """Fit on `images [N,H,W,3]` labelled by generator name ("real" for reals), then calibrate the temperature
+        and the unknown thresholds on the validation images (classes unseen in training are ignored there)."""
+        from sklearn.linear_model import LogisticRegression
+
+        from forensics.detectors.base import as_image_batch, resize_batch
+
+        self._check_params()
+        self._cnn_cache = None
+        images = as_image_batch(images)
+        labels = np.asarray(generator_labels).astype(str).ravel()
+        if labels.size != len(images):
+            raise ValueError(f"{len(images)} images but {labels.size} labels")
+        classes = np.unique(labels)
+        if REAL not in classes or classes.size < 2:
+            raise ValueError(f"attribution needs reals (label {REAL!r}) and at least one generator, got {list(classes)}")
+        if UNKNOWN in classes:
+            raise ValueError(f"{UNKNOWN!r} is the rejection answer and cannot be a class")
+        if val_images is None or val_labels is None or len(val_images) == 0:
+            tr, va = self._holdout(labels)
+            images, labels, val_images, val_labels = images[tr], labels[tr], images[va], labels[va]
+        else:
+            val_images = resize_batch(as_image_batch(val_images), images.shape[1:3])
+            val_labels = np.asarray(val_labels).astype(str).ravel()
+        self.image_size_ = [int(images.shape[1]), int(images.shape[2])]
+        if "cnn" in parse_features(self.features):
+            self.cnn_weights_sha256_ = self._cnn()[1]
+
+        train_x, train_y = self._augmented(images, labels, self.seed)
+        x = self._features(train_x)  # [N',F]
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale[scale < 1e-12] = 1.0  # constant features carry no signal; keep them at zero
+        z = (x - mean) / scale
+        clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed)
+        clf.fit(z, train_y)
+        self.classes_ = [str(c) for c in clf.classes_]  # sorted
+        coef, intercept = np.asarray(clf.coef_, np.float64), np.asarray(clf.intercept_, np.float64)
+        if len(self.classes_) == 2:  # scikit-learn keeps one row for two classes: softmax([0, m]) = sigmoid(m)
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+        self.scaler_mean_, self.scaler_scale_ = mean, scale
+        self.coef_, self.intercept_ = coef, intercept  # [K,F], [K]
+        # Per-class diagonal Gaussian of the standardised features, for the typicality test.
+        idx = np.searchsorted(self.classes_, train_y)
+        self.class_mean_ = np.stack([z[idx == k].mean(axis=0) for k in range(len(self.classes_))])  # [K,F]
+        self.class_scale_ = np.maximum(np.stack([z[idx == k].std(axis=0) for k in range(len(self.classes_))]),
+                                       _MIN_CLASS_SCALE)  # [K,F]
+        self.n_features_in_ = int(x.shape[1])
+        self.n_train_ = int(len(train_y))
+        self.temperature_ = 1.0
+        self._calibrate(*self._augmented(val_images, val_labels, self.seed + 1))
+        return self
+
+    def _calibrate(self, val_images: np.ndarray, val_labels: np.ndarray) -> None:
+        """Temperature, then the two "unknown" thresholds, on validation images of the known classes. Each rule
+        may reject half of the allowed (1 - coverage), so together they answer at least `coverage` of them."""
+        from scipy.optimize import minimize_scalar
+
+        known = np.isin(val_labels, self.classes_)
+        if not known.any():
+            raise ValueError("no validation image belongs to a class seen in training")
+        logits, atypical = self._raw_scores(val_images[known])  # [V,K], [V]
+        target = np.searchsorted(self.classes_, val_labels[known])
+
+        def nll(log_t: float) -> float:
+            p = _softmax(logits / np.exp(log_t))
+            return float(-np.mean(np.log(np.clip(p[np.arange(len(target)), target], 1e-12, None))))
+
+        # Only softening (T >= 1): on a validation set the head separates perfectly, the NLL optimum sharpens
+        # without bound and every probability would read 1.0.
+        self.temperature_ = float(np.exp(minimize_scalar(nll, bounds=(0.0, 4.0), method="bounded").x))
+        proba = _softmax(logits / self.temperature_)
+        top, right = proba.max(axis=1), proba.argmax(axis=1) == target
+        each = 1.0 - (1.0 - self.coverage) / 2.0  # share each rule keeps
+        self.threshold_ = float(np.quantile(top[right] if right.any() else top, 1.0 - each, method="lower"))
+        self.atypicality_threshold_ = float(np.quantile(atypical, each, method="higher"))
+        unknown = (top < self.threshold_) | (atypical > self.atypicality_threshold_)
+        self.val_accuracy_ = float(right.mean())
+        self.val_unknown_rate_ = float(unknown.mean())
+        self.n_val_ = int(known.sum())
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            from forensics.detectors.base import NotFittedError
+
+            raise NotFittedError("GeneratorAttributor is not fitted: call fit() or load() first")
+
+    def _raw_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits before the temperature, and atypicality.  # [N,H,W,3] (training size) -> [N,K], [N]
+
+        Atypicality = min over known classes of the mean squared standardised deviation of the features from
+        that class's mean (a diagonal Gaussian's energy per feature): ~1 for an image like the class's training
+        images, large when many coefficients sit where no known class put them. The linear head cannot see
+        this: an unseen generator's trace lies along directions it gave no weight, so it answers confidently."""
+        x = self._features(images)
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(f"{x.shape[1]} features, attributor was fitted on {self.n_features_in_}")
+        z = (x - self.scaler_mean_) / self.scaler_scale_  # [N,F]
+        atypical = np.full(len(z), np.inf)
+        for mu, sd in zip(self.class_mean_, self.class_scale_):
+            atypical = np.minimum(atypical, np.mean(((z - mu) / sd) ** 2, axis=1))
+        return z @ self.coef_.T + self.intercept_, atypical
+
+    def _prepare(self, images: np.ndarray) -> np.ndarray:
+        from forensics.detectors.base import as_image_batch, resize_batch
+
+        self._check_fitted()
+        return resize_batch(as_image_batch(images), tuple(self.image_size_))
+
+    def scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P(class) [N,K] over `classes_`, atypicality [N]) from one feature pass; `decide` turns them into names."""
+        logits, atypical = self._raw_scores(self._prepare(images))
+        return _softmax(logits / self.temperature_), atypical
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """P(class) over `classes_` per image.  # [N,H,W,3] uint8 -> [N,K] float64, rows sum to 1"""
+        return self.scores(images)[0]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Most probable class name, or "unknown" (see `decide`).  # [N,H,W,3] uint8 -> [N] str"""
+        return self.decide(*self.scores(images))
+
+    def decide(self, proba: np.ndarray, atypical: np.ndarray | None = None,
+               threshold: float | None = None, atypicality_threshold: float | None = None) -> np.ndarray:
+        """Class names: "unknown" where the top probability is below `threshold_` or the atypicality is above
+        `atypicality_threshold_` (overridable, e.g. to trace a coverage curve; None = the fitted ones).  # [N] str"""
+        thr = self.threshold_ if threshold is None else threshold
+        a_thr = self.atypicality_threshold_ if atypicality_threshold is None else atypicality_threshold
+        names = np.asarray(self.classes_, dtype=object)[proba.argmax(axis=1)]
+        unknown = proba.max(axis=1) < thr
+        if atypical is not None:
+            unknown |= np.asarray(atypical) > a_thr
+        return np.where(unknown, UNKNOWN, names).astype(str)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write `config.json` (params, classes, scalars, versions) + `weights.safetensors` (the head's arrays)."""
+        from safetensors.numpy import save as st_save
+
+        from forensics.data.media import write_bytes_atomic
+        from forensics.detectors.base import versions
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays, fitted = {}, {}
+        for key, value in vars(self).items():
+            if not key.endswith("_") or key.startswith("_"):
+                continue
+            if isinstance(value, np.ndarray):
+                arrays[key] = np.ascontiguousarray(value)
+            else:
+                fitted[key] = value
+        config = {"format": FORMAT, "params": self.get_params(), "fitted": fitted, "versions": versions()}
+        write_bytes_atomic(directory / WEIGHTS_FILE, st_save(arrays, metadata={"format": FORMAT}))
+        write_bytes_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GeneratorAttributor":
+        """Rebuild a saved attributor; refuses other formats and unknown hyperparameters."""
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        cfg_path = directory / CONFIG_FILE
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{directory}: not a saved attributor (no {CONFIG_FILE})")
+        config = json.loads(cfg_path.read_text())
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{cfg_path}: unknown format {config.get('format')!r}, expected {FORMAT!r}")
+        unknown = set(config["params"]) - set(cls._PARAMS)
+        if unknown:
+            raise ValueError(f"{cfg_path}: unknown hyperparameters {sorted(unknown)}")
+        att = cls(**config["params"])
+        for key, value in config["fitted"].items():
+            setattr(att, key, value)
+        for key, value in load_file(str(directory / WEIGHTS_FILE)).items():
+            setattr(att, key, value)
+        att._check_params()
+        return att
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def attribution_metrics(true: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
+    """Open-set attribution scores.
+
+    `classes` are the classes the model knows; a true label outside them (an unseen generator) is answered
+    correctly only by "unknown". Returns:
+      n, accuracy (every sample; "unknown" is wrong for a known class), accuracy_answered (known classes, among
+      samples not called unknown), unknown_rate (all samples), unknown_rate_by_class, per_class_recall (share of
+      each true class given its right answer), confusion = {rows: true classes (known first, then unseen ones),
+      cols: classes + "unknown", counts [R,C]}.
+    """
+    true = np.asarray(true).astype(str).ravel()
+    pred = np.asarray(pred).astype(str).ravel()
+    if true.shape != pred.shape:
+        raise ValueError(f"true and pred differ in length: {true.size} vs {pred.size}")
+    classes = [str(c) for c in classes]
+    rows = classes + sorted(set(true) - set(classes))
+    cols = classes + [UNKNOWN]
+    bad = sorted(set(pred) - set(cols))
+    if bad:
+        raise ValueError(f"predictions {bad} are neither classes nor {UNKNOWN!r}")
+    counts = np.zeros((len(rows), len(cols)), dtype=np.int64)
+    np.add.at(counts, ([rows.index(t) for t in true], [cols.index(p) for p in pred]), 1)
+    right_answer = np.where(np.isin(true, classes), true, UNKNOWN)
+    correct = pred == right_answer
+    known = np.isin(true, classes)
+    answered = known & (pred != UNKNOWN)
+    per_class, unknown_by = {}, {}
+    for r in rows:
+        sel = true == r
+        if sel.any():
+            per_class[r] = float(correct[sel].mean())
+            unknown_by[r] = float((pred[sel] == UNKNOWN).mean())
+    return {
+        "n": int(true.size),
+        "accuracy": float(correct.mean()) if true.size else float("nan"),
+        "accuracy_answered": float(correct[answered].mean()) if answered.any() else float("nan"),
+        "unknown_rate": float((pred == UNKNOWN).mean()) if true.size else float("nan"),
+        "unknown_rate_by_class": unknown_by,
+        "per_class_recall": per_class,
+        "confusion": {"rows": rows, "cols": cols, "counts": counts.tolist()},
+    }
+
+
+def plot_confusion_matrix(metrics: dict[str, Any], path: str | Path, title: str = "Generator attribution") -> Path:
+    """Confusion-matrix PNG of `attribution_metrics` output: colour = share of the true class (row), text = count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from forensics.data.media import write_bytes_atomic
+
+    conf = metrics["confusion"]
+    counts = np.asarray(conf["counts"], dtype=np.float64)  # [R,C]
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    fig, ax = plt.subplots(figsize=(1.0 * len(conf["cols"]) + 2.2, 0.75 * len(conf["rows"]) + 1.6))
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=9,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(conf["cols"])), conf["cols"], rotation=30, ha="right")
+    ax.set_yticks(range(len(conf["rows"])), conf["rows"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}\naccuracy {metrics['accuracy']:.3f}, unknown {metrics['unknown_rate']:.3f}", fontsize=10)
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, buf.getvalue())
+    return path
+
+
+def evaluate_attributor(attributor: GeneratorAttributor, images: np.ndarray, true: Sequence[str],
+                        sample_ids: Sequence[str], perturbations: Sequence[str] = (), seed: int = 0
+                        ) -> dict[str, dict[str, Any]]:
+    """`attribution_metrics` per perturbation ("none" = clean, then each of `perturbations`), each image perturbed
+    with its id-derived seed exactly as `forensics.evaluate.score_rows` does for the detectors."""
+    from forensics.augment import CLEAN, perturb_batch, stable_seed
+
+    out = {}
+    for pert in (CLEAN, *[p for p in perturbations if p != CLEAN]):
+        batch = images
+        if pert != CLEAN:
+            batch, _ = perturb_batch(images, pert, [stable_seed(str(s), seed) for s in sample_ids])
+        out[pert] = attribution_metrics(true, attributor.predict(batch), attributor.classes_)
+    return out
