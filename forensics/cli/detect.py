@@ -125,6 +125,30 @@ def predict_cmd(
         typer.echo(f"{path}\t{p:.6f}\t{'fake' if p > det.threshold_ else 'real'}")
 
 
+@detect_app.command("predict-video")
+def predict_video_cmd(
+    model: Path = typer.Argument(..., help="saved temporal detector directory"),
+    paths: list[Path] = typer.Argument(..., help="video files"),
+    clip_seconds: float = typer.Option(2.0, help="clip length in seconds"),
+    max_clips: Optional[int] = typer.Option(None, help="at most this many clips per video, spread over it"),
+) -> None:
+    """Temporal detector on videos: P(fake) per 2 s clip and face track (bad files are reported)."""
+    import forensics.detectors as registry
+    from forensics.data.media import MediaError
+    from forensics.video.scoring import score_video
+
+    det = registry.load(model)
+    for path in paths:
+        try:
+            rows = score_video(path, det, clip_seconds=clip_seconds, max_clips=max_clips)
+        except (MediaError, OSError) as exc:
+            typer.echo(f"{path}\terror\t{exc}", err=True)
+            continue
+        for r in rows:
+            p = "-" if r["p_fake"] is None else f"{r['p_fake']:.4f}"
+            typer.echo(f"{path}\tclip {r['clip']} @ {r['start_s']:.1f}s\ttrack {r['track']}\t{p}\t{r['verdict']}")
+
+
 @detect_app.command("bench")
 def bench_cmd(
     data: Path = typer.Option(..., "--data", help="manifest with train/val/test splits"),

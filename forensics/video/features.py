@@ -5,7 +5,8 @@ its face region changes in ways the scene's motion does not explain (Li & Lyu; t
 
 - frame-difference energy of the face relative to the background, and relative to the face's own texture;
 - warping error under Farneback flow estimated on the video itself, face relative to background (motion the
-  flow explains cancels; flicker does not), its level per unit of texture and its spread over time;
+  flow explains cancels; flicker does not), its level per unit of texture and its spread over time, and
+  where on the face it is: the ring where blend seams lie vs the background, the inner face vs that ring;
 - temporal variation of the face's high-frequency energy, alone and relative to the background's (blur that
   comes and goes with the per-frame decoder, not with the camera);
 - landmark and box jitter of the detector's own detections (second differences, in eye distances), also
@@ -38,7 +39,8 @@ from forensics.video.tracks import FaceTrack, track_frames
 
 # Features that need only the frames and the track (the temporal detector's default input).
 TRACK_FEATURES: tuple[str, ...] = (
-    "face_bg_energy", "change_per_texture", "warp_face_bg", "warp_per_texture", "warp_std",
+    "face_bg_energy", "change_per_texture", "warp_face_bg", "warp_per_texture", "warp_std", "warp_ring_bg",
+    "warp_inner_ring",
     "hf_variation", "hf_ratio_std", "landmark_jitter", "landmark_jitter_rel", "shape_jitter", "box_jitter",
 )
 # Features of per-frame image-detector scores over the track (NaN when no scores are given).
@@ -140,11 +142,14 @@ def track_features(frames: Sequence[np.ndarray], track: FaceTrack, scores: np.nd
     offset = np.array([window[0], window[1], window[0], window[1]], np.float64)
     boxes = (track.boxes - offset) * scale  # [T,4] in region pixels
     face = [ellipse_mask(shape, b) for b in boxes]
+    inner = [ellipse_mask(shape, b, 0.6) for b in boxes]  # eyes, nose, mouth: well inside any blend mask
+    ring = [ellipse_mask(shape, b, 1.1) & ~ellipse_mask(shape, b, 0.75) for b in boxes]  # where blend seams lie
     bg = [background_mask(shape, b) for b in boxes]  # outside the box grown 1.6x: no hair, neck or seam
     flows = backward_flows(region)
     fe, be = difference_energy(region, face), difference_energy(region, bg)
     tex = texture_energy(region, face)
     wf, wb = warping_error(region, flows, face), warping_error(region, flows, bg)
+    wi, wr = warping_error(region, flows, inner), warping_error(region, flows, ring)
     hf, hb = high_frequency_energy(region, face), high_frequency_energy(region, bg)
     out = {
         "face_bg_energy": _log_ratio(np.nanmean(fe), np.nanmean(be), 1.0),
@@ -152,6 +157,8 @@ def track_features(frames: Sequence[np.ndarray], track: FaceTrack, scores: np.nd
         "warp_face_bg": _log_ratio(np.nanmean(wf), np.nanmean(wb), 0.5),
         "warp_per_texture": float(np.log((np.nanmean(wf) + 0.5) / (np.sqrt(np.nanmean(tex)) + 1.0))),
         "warp_std": float(np.nanstd(np.log(wf + 0.5))),
+        "warp_ring_bg": _log_ratio(np.nanmean(wr), np.nanmean(wb), 0.5),
+        "warp_inner_ring": _log_ratio(np.nanmean(wi), np.nanmean(wr), 0.5),
         "hf_variation": float(np.nanstd(hf) / (np.nanmean(hf) + 1.0)),
         "hf_ratio_std": float(np.nanstd(np.log((hf + 1.0) / (hb + 1.0)))),
     }
@@ -168,7 +175,7 @@ def aligned_crops(frames: Sequence[np.ndarray], track: FaceTrack, size: int = 12
 
 def clip_track_records(frames: Sequence[np.ndarray], frame_idx: Sequence[int], detector: FaceDetector,
                        every: int = 3, scorer: ScoreFn | None = None, min_track: int = 5,
-                       max_tracks: int = 4, max_side: int | None = 480) -> list[dict]:
+                       max_tracks: int = 4, max_side: int | None = 480, face_px: int = 64) -> list[dict]:
     """Decoded frames of one clip -> one record per face track: features, the per-frame scores (when a
     `scorer` is given) and the track. Tracks shorter than `min_track` frames are left out. MTCNN runs on
     every `every`-th frame, shrunk to `max_side` (see `tracks.detect_scaled`)."""
@@ -178,7 +185,7 @@ def clip_track_records(frames: Sequence[np.ndarray], frame_idx: Sequence[int], d
     for t, track in enumerate(tracks[:max_tracks]):
         tf = [frames[pos[int(i)]] for i in track.frame_idx]
         scores = scorer(aligned_crops(tf, track)) if scorer is not None else None
-        records.append({"track": t, "frames": len(track), "features": track_features(tf, track, scores),
+        records.append({"track": t, "frames": len(track), "features": track_features(tf, track, scores, face_px),
                         "scores": None if scores is None else np.asarray(scores, np.float64),
                         "face_track": track})
     return records
