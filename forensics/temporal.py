@@ -13,7 +13,8 @@ frame to frame more than the scene around it and more than the real motion expla
   source as reference this isolates the flicker the swap added; with the video itself it needs no source;
 - the *temporal variation of high-frequency energy* in the face (blur that comes and goes).
 
-Only numpy and OpenCV: detectors can use this module without importing the generator zoo.
+Only numpy and OpenCV: detectors can use this module without importing the generator zoo. The source-free
+per-track features of the temporal detector (`forensics.video.features`) are built from these measures.
 """
 from __future__ import annotations
 
