@@ -385,7 +385,8 @@ class GeneratorAttributor:
 # ------------------------------------------------------------------------------------------------ metrics
 
 
-def attribution_metrics(true: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
+def attribution_metrics(true: Sequence[str], pred: Sequence[str], classes: Sequence[str], n_boot: int = 0,
+                        seed: int = 0) -> dict[str, Any]:
     """Open-set attribution scores.
 
     `classes` are the classes the model knows; a true label outside them (an unseen generator) is answered
@@ -393,7 +394,8 @@ def attribution_metrics(true: Sequence[str], pred: Sequence[str], classes: Seque
       n, accuracy (every sample; "unknown" is wrong for a known class), accuracy_answered (known classes, among
       samples not called unknown), unknown_rate (all samples), unknown_rate_by_class, per_class_recall (share of
       each true class given its right answer), confusion = {rows: true classes (known first, then unseen ones),
-      cols: classes + "unknown", counts [R,C]}.
+      cols: classes + "unknown", counts [R,C]}; with `n_boot` > 0 also accuracy_ci, a 95% percentile bootstrap
+      interval over samples (seeded).
     """
     true = np.asarray(true).astype(str).ravel()
     pred = np.asarray(pred).astype(str).ravel()
@@ -417,7 +419,7 @@ def attribution_metrics(true: Sequence[str], pred: Sequence[str], classes: Seque
         if sel.any():
             per_class[r] = float(correct[sel].mean())
             unknown_by[r] = float((pred[sel] == UNKNOWN).mean())
-    return {
+    out = {
         "n": int(true.size),
         "accuracy": float(correct.mean()) if true.size else float("nan"),
         "accuracy_answered": float(correct[answered].mean()) if answered.any() else float("nan"),
@@ -426,6 +428,11 @@ def attribution_metrics(true: Sequence[str], pred: Sequence[str], classes: Seque
         "per_class_recall": per_class,
         "confusion": {"rows": rows, "cols": cols, "counts": counts.tolist()},
     }
+    if n_boot > 0 and true.size:
+        draws = np.random.default_rng(seed).integers(0, true.size, size=(n_boot, true.size))  # [B,N]
+        boot = correct[draws].mean(axis=1)
+        out["accuracy_ci"] = [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+    return out
 
 
 def plot_confusion_matrix(metrics: dict[str, Any], path: str | Path, title: str = "Generator attribution") -> Path:
@@ -463,8 +470,8 @@ def plot_confusion_matrix(metrics: dict[str, Any], path: str | Path, title: str 
 
 
 def evaluate_attributor(attributor: GeneratorAttributor, images: np.ndarray, true: Sequence[str],
-                        sample_ids: Sequence[str], perturbations: Sequence[str] = (), seed: int = 0
-                        ) -> dict[str, dict[str, Any]]:
+                        sample_ids: Sequence[str], perturbations: Sequence[str] = (), seed: int = 0,
+                        n_boot: int = 0) -> dict[str, dict[str, Any]]:
     """`attribution_metrics` per perturbation ("none" = clean, then each of `perturbations`), each image perturbed
     with its id-derived seed exactly as `forensics.evaluate.score_rows` does for the detectors."""
     from forensics.augment import CLEAN, perturb_batch, stable_seed
@@ -474,5 +481,5 @@ def evaluate_attributor(attributor: GeneratorAttributor, images: np.ndarray, tru
         batch = images
         if pert != CLEAN:
             batch, _ = perturb_batch(images, pert, [stable_seed(str(s), seed) for s in sample_ids])
-        out[pert] = attribution_metrics(true, attributor.predict(batch), attributor.classes_)
+        out[pert] = attribution_metrics(true, attributor.predict(batch), attributor.classes_, n_boot, seed)
     return out

@@ -156,6 +156,9 @@ def test_attribution_metrics_by_hand():
     assert m["unknown_rate"] == pytest.approx(2 / 6)
     assert m["per_class_recall"] == pytest.approx({"a": 2 / 3, "real": 1 / 2, "b": 1.0})
     assert m["unknown_rate_by_class"] == pytest.approx({"a": 1 / 3, "real": 0.0, "b": 1.0})
+    assert "accuracy_ci" not in m
+    lo, hi = attribution_metrics(true * 20, pred * 20, ["a", "real"], n_boot=300)["accuracy_ci"]
+    assert lo < 4 / 6 < hi and hi - lo < 0.3
     with pytest.raises(ValueError, match="neither"):
         attribution_metrics(["a"], ["c"], ["a"])
 
