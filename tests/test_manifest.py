@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from forensics.data.manifest import (
     merge_manifests,
     new_row,
     read_manifest,
+    subsample_frames,
     to_frame,
     validate_manifest,
     write_manifest,
@@ -148,3 +150,44 @@ def test_merge_collapses_identical_rows_and_refuses_conflicts() -> None:
     conflicting.loc[0, "sha256"] = "different"
     with pytest.raises(ManifestError, match="merge conflict"):
         merge_manifests([a, conflicting])
+
+
+def _video_rows(video_id: str, n_frames: int, split: str) -> list[dict]:
+    group = f"video:{video_id}"
+    rows = [new_row(sample_id=f"video:{video_id}", path=f"videos/{video_id}.mp4", label=0, media="video",
+                    group_id=group, split=split, video_id=video_id)]
+    return rows + [new_row(sample_id=f"{video_id}:f{i:05d}", path=f"crops/{video_id}_{i}.png", label=0, media="frame",
+                           group_id=group, split=split, video_id=video_id, frame_idx=i) for i in range(n_frames)]
+
+
+def test_subsample_frames_keeps_evenly_spaced_frames_and_every_group() -> None:
+    rows = _video_rows("long", 100, "train") + _video_rows("odd", 95, "test") + _video_rows("short", 7, "val")
+    rows.append(new_row(sample_id="still", path="still.png", label=0, group_id="still", split="val"))
+    df = to_frame(rows)
+    out = subsample_frames(df.sample(frac=1, random_state=0), per_video=10, seed=1)  # row order does not matter
+    frames = out[out.media == "frame"]
+    assert frames.groupby("video_id").size().to_dict() == {"long": 10, "odd": 10, "short": 7}
+    for video_id, stride in (("long", {10}), ("odd", {9, 10})):
+        idx = sorted(frames.loc[frames.video_id == video_id, "frame_idx"])
+        assert set(np.diff(idx)) <= stride and idx[0] < 10  # even spacing, starting in the first stride
+    assert set(out.group_id) == set(df.group_id) and {"video:long", "still"} <= set(out.sample_id)
+    split = dict(zip(df.sample_id, df.split))
+    assert all(split[s] == sp for s, sp in zip(out.sample_id, out.split))  # nothing moves between splits
+    validate_manifest(out)
+    same = subsample_frames(df, per_video=10, seed=1)
+    assert set(same.sample_id) == set(out.sample_id)
+    phases = {tuple(sorted(subsample_frames(df, 10, seed=s).query("video_id == 'long'").frame_idx)) for s in range(8)}
+    assert len(phases) > 1  # the seed moves the phase
+
+
+def test_subsample_frames_drops_fakes_of_dropped_frames_and_refuses_zero() -> None:
+    reals = _video_rows("clip", 40, "train")
+    fakes = _fakes([r["sample_id"] for r in reals[1:]])
+    for f in fakes:
+        f["split"] = "train"
+    out = subsample_frames(to_frame(reals + fakes), per_video=4, seed=0)
+    kept_reals = set(out.loc[out.label == 0, "sample_id"])
+    assert len(kept_reals) == 5 and set(out.loc[out.label == 1, "source_id"]) == kept_reals - {"video:clip"}
+    validate_manifest(out)
+    with pytest.raises(ValueError, match="per_video must be >= 1"):
+        subsample_frames(to_frame(reals), per_video=0)

