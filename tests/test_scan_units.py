@@ -175,13 +175,13 @@ def test_streaming_tracker_matches_the_data_layers_tracker(detector, monkeypatch
     from forensics.scan.faces import FaceFinder, VideoFaceTracker
 
     path = STARTER / "single_face.mp4"  # 640x360: detection runs at full size, as in track_video
-    reference = track_video(path, detector, every=4, max_frames=23)
-    monkeypatch.setattr(scan_faces, "MAX_KEYFRAMES_PER_CHUNK", 2)  # several chunk boundaries in 23 frames
+    reference = track_video(path, detector, every=4, max_frames=11)
+    monkeypatch.setattr(scan_faces, "MAX_KEYFRAMES_PER_CHUNK", 2)  # chunk boundaries inside 11 frames
     tracker = VideoFaceTracker(FaceFinder(detector, 640), every=4, size=128, margin=0.25)
-    frames = [af for chunk in tracker.run(iter_frames(path, max_frames=23)) for af in chunk]
-    assert [af.index for af in frames] == sorted(reference) == list(range(23))
+    frames = [af for chunk in tracker.run(iter_frames(path, max_frames=11)) for af in chunk]
+    assert [af.index for af in frames] == sorted(reference) == list(range(11))
     keyframes = {af.index for af in frames if any(ff.keyframe for ff in af.faces)}
-    assert keyframes == {0, 4, 8, 12, 16, 20, 22}  # every 4th and the last
+    assert keyframes == {0, 4, 8, 10}  # every 4th and the last
     for af in frames:
         assert len(af.faces) == len(reference[af.index]) == 1
         np.testing.assert_allclose(af.faces[0].face.box, reference[af.index][0].box, atol=0.05)
@@ -200,3 +200,37 @@ def test_detection_on_a_downscaled_copy_finds_the_same_face(detector) -> None:
     # itself moves them by a few percent between pyramid scales.
     assert np.abs(full[0].box - small[0].box).max() < 0.08 * full[0].size
     assert np.abs(full[0].landmarks - small[0].landmarks).max() < 0.05 * full[0].size
+
+
+# ------------------------------------------------------------------------------------------ prefetch
+
+
+def test_prefetch_keeps_order_raises_the_producers_error_and_closes_it_on_early_stop() -> None:
+    from forensics.scan.prefetch import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise OSError("stream broke")
+
+    got = []
+    with pytest.raises(OSError, match="stream broke"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    for item in prefetch(endless()):
+        if item == 3:
+            break
+    assert closed == [True]

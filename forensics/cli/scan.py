@@ -23,8 +23,8 @@ def scan_command(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted scan in --out (files already "
                                 "done are kept, the rest analysed)."),
     min_face: int = typer.Option(40, "--min-face", min=1, help="Faces smaller than this (px) get no verdict."),
-    detect_side: int = typer.Option(640, "--detect-side", min=32, help="Long side (px) frames are scaled to for "
-                                    "face detection only; raise it to find smaller faces in large images."),
+    detect_side: int = typer.Option(480, "--detect-side", min=32, help="Long side (px) of the copy face "
+                                    "detection sees (never so small that a --min-face face is missed)."),
     device: str = typer.Option("cpu", "--device", help="Face detector device: cpu | cuda | auto."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:

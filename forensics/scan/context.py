@@ -44,4 +44,5 @@ def make_context(bundle: Any, settings: ScanSettings, timer: StageTimer | None =
 
     detector = FaceDetector(min_score=settings.min_detection_score, device=settings.device)
     rules = AbstainRules(min_face=settings.min_face, heavy_jpeg_quality=calibrated_jpeg_floor(bundle.meta))
-    return ScanContext(bundle, FaceFinder(detector, settings.detect_side), settings, rules, timer or StageTimer())
+    finder = FaceFinder(detector, settings.detect_side, settings.min_face)
+    return ScanContext(bundle, finder, settings, rules, timer or StageTimer())

@@ -1,9 +1,11 @@
 """Faces for the scan: MTCNN on images and on every K-th video frame, faces linked into tracks, and every face
 aligned by `forensics.data.faces.align_face` at the bundle's size and margin (how its training crops were made).
 
-Detection runs on the frame scaled down to `detect_side` pixels on its long side (MTCNN's cost grows with the
-pixel count; its smallest face is 20 px at that scale); boxes and landmarks are scaled back, and alignment
-always samples the full-resolution frame.
+Detection runs on a scaled-down copy: `detect_side` px on the long side, but never so small that a face of
+`min_face` px would fall under MTCNN's smallest (20 px): every face the scan would judge is still found, and
+MTCNN's cost (which grows with the pixel count) stays bounded for large frames. Boxes and landmarks are scaled
+back; alignment always samples the full-resolution frame. (MTCNN's landmarks move by a few percent of the face
+size between pyramid scales whatever the input size; its last stage sees every face at 48x48.)
 
 Videos are processed as a stream of chunks (a few keyframe intervals at a time), so memory stays bounded
 whatever the length: keyframes of a chunk go through MTCNN as one batch; faces on consecutive keyframes are
@@ -23,7 +25,7 @@ from forensics.data.faces import Face, FaceDetector, align_face, box_iou, interp
 from forensics.scan.timing import StageTimer
 
 MAX_KEYFRAMES_PER_CHUNK = 8
-MAX_CHUNK_BYTES = 256 * 1024 * 1024  # decoded frames held at once
+MAX_CHUNK_BYTES = 128 * 1024 * 1024  # decoded frames per chunk (up to three chunks live: see prefetch)
 
 
 def _rescale(face: Face, factor: float) -> Face:
@@ -32,15 +34,20 @@ def _rescale(face: Face, factor: float) -> Face:
 
 @dataclass
 class FaceFinder:
-    """MTCNN on images scaled to at most `detect_side` px on the long side; faces in full-image pixels."""
+    """MTCNN on images scaled as the module docstring says; faces in full-image pixels."""
 
     detector: FaceDetector
-    detect_side: int = 640
+    detect_side: int = 480
+    min_face: int = 40
+
+    def scale(self, shape: tuple[int, ...]) -> float:
+        floor = self.detector.min_face_size / self.min_face  # a min_face face stays >= MTCNN's smallest
+        return min(1.0, max(floor, self.detect_side / max(shape[:2])))
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         small, scales = [], []
         for img in images:
-            s = min(1.0, self.detect_side / max(img.shape[:2]))
+            s = self.scale(img.shape)
             scales.append(s)
             small.append(img if s == 1.0 else cv2.resize(img, (max(1, round(img.shape[1] * s)),
                                                                max(1, round(img.shape[0] * s))),

@@ -59,7 +59,8 @@ def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
             "verdict": verdict, "reasons": reasons, "crop": f"{asset_dir}/{name}",
         })
         labels.append(BoxLabel(face.box, f"{i + 1}: {record['probability']:.2f}", record["probability"]))
-    verdict, probability, reasons = file_verdict(out_faces, "no face found in the image")
+    verdict, probability, reasons = file_verdict(out_faces, "no face found in the image (the search covers faces "
+                                                 f"of {ctx.settings.min_face} px and more)")
     with ctx.timer.stage("report"):
         assets["thumb.jpg"] = encode_jpeg(thumbnail(rgb, labels, ctx.settings.thumb_side))
     media = {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "jpeg": jpeg}

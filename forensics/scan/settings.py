@@ -12,7 +12,7 @@ class ScanSettings:
     every: int = 10  # MTCNN on every K-th video frame, tracked in between
     max_frames: int | None = None  # analyse at most the first N frames of each video
     min_face: int = 40  # px: smaller faces are scored but abstain ("face too small")
-    detect_side: int = 640  # px: frames are scaled to this long side for detection only
+    detect_side: int = 480  # px: long side of the copy MTCNN sees (kept large enough for min_face faces)
     min_detection_score: float = 0.9  # MTCNN face probability to keep a detection
     top_frames: int = 5  # most suspicious frames listed per video
     topk: int = 5  # k of the track's top-k mean

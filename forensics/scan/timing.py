@@ -1,7 +1,12 @@
-"""Seconds spent per stage of the scan (decode, detect, track, align, score, temporal, ...): the benchmark's
-breakdown and each file's custody record come from the same counters."""
+"""Time spent per stage of the scan (decode, detect, track, align, score, temporal, ...): the benchmark's
+breakdown and each file's custody record come from the same counters.
+
+Each stage records wall-clock seconds and the CPU seconds of the thread that ran it (`time.thread_time`): on a
+shared machine the wall clock includes waiting for other jobs, the thread's CPU time does not.
+"""
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -9,22 +14,23 @@ from contextlib import contextmanager
 
 
 class StageTimer:
-    """Accumulates wall-clock seconds per named stage; `stage()` blocks may nest only across different names."""
+    """Accumulates seconds per named stage; safe to use from the scan's two threads."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - start
-
-    def add(self, other: "StageTimer") -> None:
-        for name, s in other.seconds.items():
-            self.seconds[name] += s
+            wall, used = time.perf_counter() - start, time.thread_time() - cpu
+            with self._lock:
+                self.seconds[name] += wall
+                self.cpu_seconds[name] += used
 
     def to_dict(self, digits: int = 4) -> dict[str, float]:
         return {k: round(v, digits) for k, v in sorted(self.seconds.items())}

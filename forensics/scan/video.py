@@ -21,6 +21,7 @@ from forensics.scan.context import Analysis, ScanContext
 from forensics.scan.decode import VideoStream, iter_video
 from forensics.scan.faces import AnalysedFrame, VideoFaceTracker
 from forensics.scan.image import rounded_record, sig
+from forensics.scan.prefetch import prefetch
 from forensics.scan.quality import face_pixels, sharpness
 from forensics.scan.temporal import TrackForTemporal, temporal_score
 from forensics.scan.verdict import FACE_TOO_SMALL, aggregate, decide, file_verdict, quality_reasons
@@ -114,7 +115,8 @@ class VideoAccumulator:
         self.analysed = 0
         self.last_frame = -1
         self.candidates: list[Candidate] = []
-        self.thumb: tuple[float, int, np.ndarray] | None = None  # (peak probability, frame, thumbnail)
+        # (peak probability, frame index, frame, boxes): the most suspicious frame, drawn once at the end
+        self.thumb: tuple[float, int, np.ndarray, list[BoxLabel]] | None = None
 
     def add_chunk(self, chunk: list[AnalysedFrame]) -> None:
         pairs = [(af, ff) for af in chunk for ff in af.faces]
@@ -151,8 +153,7 @@ class VideoAccumulator:
 
     def _set_thumb(self, peak: float, af: AnalysedFrame, faces: list[tuple[Any, dict[str, Any]]]) -> None:
         labels = [BoxLabel(ff.face.box, f"{ff.track + 1}: {r['probability']:.2f}", r["probability"]) for ff, r in faces]
-        with self.ctx.timer.stage("report"):
-            self.thumb = (peak, af.index, thumbnail(af.frame, labels, self.ctx.settings.thumb_side))
+        self.thumb = (peak, af.index, af.frame.copy(), labels)  # the chunk's frames are released after it
 
 
 def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: str) -> tuple[dict[str, Any], bytes]:
@@ -208,7 +209,7 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     acc = VideoAccumulator(ctx, stream)
     tracker = VideoFaceTracker(ctx.finder, settings.every, ctx.bundle.face_size, ctx.bundle.face_margin,
                                timer=ctx.timer)
-    chunks: Iterator[list[AnalysedFrame]] = tracker.run(frames)
+    chunks: Iterator[list[AnalysedFrame]] = prefetch(tracker.run(frames))  # tracking overlaps scoring
     for chunk in chunks:
         acc.add_chunk(chunk)
     fps = stream.fps if stream.fps > 0 else 25.0
@@ -229,7 +230,8 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
         top_records.append({"rank": rank, "frame": c.frame, "time_s": round(c.time_s, 4), "track": c.track,
                             "probability": c.probability, "scores": c.record, "verdict": verdict, "reasons": reasons,
                             "face_px": round(c.face_px, 1), "crop": f"{asset_dir}/{name}"})
-    verdict, probability, reasons = file_verdict(units, f"no face found in {acc.analysed} analysed frames")
+    verdict, probability, reasons = file_verdict(units, f"no face found in {acc.analysed} analysed frames (the "
+                                                 f"search covers faces of {settings.min_face} px and more)")
     duration = (acc.last_frame + 1) / fps
     with ctx.timer.stage("report"):
         assets["timeline.png"] = timeline_png(
@@ -237,7 +239,7 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
                             {n: np.asarray(v) for n, v in u["series"]["detectors"].items()}) for u in units],
             ctx.band, duration, np.asarray(acc.no_face) / fps, [c.time_s for c in top], path.name)
         if acc.thumb is not None:
-            assets["thumb.jpg"] = encode_jpeg(acc.thumb[2])
+            assets["thumb.jpg"] = encode_jpeg(thumbnail(acc.thumb[2], acc.thumb[3], settings.thumb_side))
     video = {
         "stream": stream.to_dict(), "frames_analysed": acc.analysed, "analysed_duration_s": round(duration, 4),
         "frames_with_face": acc.analysed - len(acc.no_face), "frames_without_face": len(acc.no_face),
