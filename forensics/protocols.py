@@ -15,7 +15,8 @@ and a protocol's train set is a subset of the ordinary train split.
 
 The functions return row subsets (`ProtocolSplit(train, val, test)`, a named tuple, so
 `train, val, test = leave_one_generator_out(df, "cyclegan")` works); loading images and training is the
-caller's job (`forensics.evaluate.load_images`).
+caller's job (`forensics.evaluate.load_images`; `mask_of(loaded.rows, split.train)` picks a part out of images
+already decoded). A leave-one-identity-out test set draws from every split, so load them all.
 """
 from __future__ import annotations
 
@@ -170,6 +171,13 @@ def leave_one_identity_out_all(df: pd.DataFrame, min_reals: int = 20) -> Iterato
 
 
 # ------------------------------------------------------------------------------------------ description
+
+
+def mask_of(rows: pd.DataFrame, part: pd.DataFrame) -> np.ndarray:
+    """Boolean mask over `rows` (e.g. the rows of images already loaded, `SplitData.rows`) of the samples that are
+    in protocol part `part`, matched by `sample_id`, so one decoded image set serves every protocol.  # [len(rows)]"""
+    return rows["sample_id"].astype(str).isin(set(part["sample_id"].astype(str))).to_numpy()
+
 
 
 def describe_protocol(split: ProtocolSplit) -> dict[str, dict[str, int]]:

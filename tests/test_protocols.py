@@ -19,6 +19,7 @@ from forensics.protocols import (
     leave_one_generator_out_all,
     leave_one_identity_out,
     leave_one_identity_out_all,
+    mask_of,
     source_identity,
 )
 
@@ -182,3 +183,11 @@ def test_leave_one_identity_out_errors_and_description(manifest):
 def test_no_split_column_is_refused(manifest):
     with pytest.raises(ValueError, match="assign splits"):
         leave_one_generator_out(manifest.assign(split=""), "blend")
+
+
+def test_mask_of_selects_a_part_from_loaded_rows(manifest):
+    loaded = manifest.sample(frac=1.0, random_state=0).reset_index(drop=True)  # another order, another index
+    split = leave_one_identity_out(manifest, "carl")
+    mask = mask_of(loaded, split.test)
+    assert mask.sum() == len(split.test)
+    assert set(loaded.loc[mask, "sample_id"]) == set(split.test["sample_id"])
