@@ -37,7 +37,7 @@ from forensics.data.manifest import dataset_root, read_manifest, sha256_file
 from forensics.data.media import write_bytes_atomic
 from forensics.detectors.base import versions
 from forensics.evaluate import SplitData, load_images
-from forensics.protocols import describe_protocol, fake_generators, leave_one_generator_out
+from forensics.protocols import describe_protocol, fake_generators, leave_one_generator_out, mask_of
 
 
 def fit_candidate(features: str, augment: str, args, data: dict[str, SplitData], cnn: str | None,
@@ -126,8 +126,7 @@ def open_set(df, data: dict[str, SplitData], features: str, augment: str, args, 
     test_true = generator_labels(data["test"].rows)
     for gen in fake_generators(df):
         split = leave_one_generator_out(df, gen)
-        keep = {part: set(getattr(split, part)["sample_id"].astype(str)) for part in ("train", "val")}
-        masks = {part: data[part].rows["sample_id"].astype(str).isin(keep[part]).to_numpy() for part in keep}
+        masks = {part: mask_of(data[part].rows, getattr(split, part)) for part in ("train", "val")}
         att, secs = fit_candidate(features, augment, args, data, cnn, masks["train"], masks["val"])
         pred = att.predict(data["test"].images)
         m = attribution_metrics(test_true, pred, att.classes_)
