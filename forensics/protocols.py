@@ -140,7 +140,7 @@ def identities(df: pd.DataFrame, min_reals: int = 1, media: tuple[str, ...] = ("
     return sorted(name for name, n in counts.items() if name and n >= min_reals)
 
 
-def leave_one_identity_out(df: pd.DataFrame, identity: str) -> ProtocolSplit:
+def leave_one_identity_out(df: pd.DataFrame, identity: str, min_val_reals: int = 0, seed: int = 0) -> ProtocolSplit:
     """Split for "person `identity` was never seen in training".
 
     Rule (exact), with `contains_identity(df, identity)` as "contains":
@@ -152,6 +152,11 @@ def leave_one_identity_out(df: pd.DataFrame, identity: str) -> ProtocolSplit:
     of the test set is the held-out person alone, so FPR on it is the "unseen person" false-alarm rate.
     Whole groups move together (a group is one identity plus one video segment), so no group straddles
     training and test.
+
+    When the held-out person fills most of the val split (few identities, long videos), val can be left with
+    almost no reals to calibrate on. `min_val_reals` > 0 then moves whole train groups (in seeded hash order,
+    with the fakes that share their group_id) to val until val holds that many reals; train and val stay
+    disjoint and free of the identity, and the test set is unchanged.
     """
     _check_columns(df, ("label", "generator", "split", "identity", "source_id", "target", "sample_id"))
     known = identities(df, min_reals=1, media=tuple(df["media"].astype(str).unique()))
@@ -160,14 +165,36 @@ def leave_one_identity_out(df: pd.DataFrame, identity: str) -> ProtocolSplit:
     has = contains_identity(df, identity)
     train = df[(df["split"] == "train") & ~has]
     val = df[(df["split"] == "val") & ~has]
+    if min_val_reals > 0:
+        train, val = _refill_val(train, val, min_val_reals, seed)
     test = df[has | ((df["split"] == "test") & identity_free_fakes(df))]
     return ProtocolSplit(train, val, test)
 
 
-def leave_one_identity_out_all(df: pd.DataFrame, min_reals: int = 20) -> Iterator[tuple[str, ProtocolSplit]]:
+def _refill_val(train: pd.DataFrame, val: pd.DataFrame, min_val_reals: int, seed: int
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Move whole train groups that hold reals into val, in seeded hash order, until val has `min_val_reals` reals."""
+    from forensics.data.manifest import _unit_hash
+
+    need = min_val_reals - int((val["label"] == 0).sum())
+    if need <= 0:
+        return train, val
+    reals_per_group = train[train["label"] == 0].groupby("group_id").size()
+    moved = []
+    for group in sorted(reals_per_group.index, key=lambda g: _unit_hash(str(g), seed)):
+        if need <= 0:
+            break
+        moved.append(group)
+        need -= int(reals_per_group[group])
+    go = train["group_id"].isin(moved)
+    return train[~go], pd.concat([val, train[go]])
+
+
+def leave_one_identity_out_all(df: pd.DataFrame, min_reals: int = 20, min_val_reals: int = 0,
+                               seed: int = 0) -> Iterator[tuple[str, ProtocolSplit]]:
     """(identity, split) for every identity with at least `min_reals` real image/frame rows, in name order."""
     for ident in identities(df, min_reals=min_reals):
-        yield ident, leave_one_identity_out(df, ident)
+        yield ident, leave_one_identity_out(df, ident, min_val_reals, seed)
 
 
 # ------------------------------------------------------------------------------------------ description

@@ -191,3 +191,19 @@ def test_mask_of_selects_a_part_from_loaded_rows(manifest):
     mask = mask_of(loaded, split.test)
     assert mask.sum() == len(split.test)
     assert set(loaded.loc[mask, "sample_id"]) == set(split.test["sample_id"])
+
+
+def test_val_refill_when_the_person_fills_the_val_split(manifest):
+    df = manifest.copy()
+    # every val group becomes ben's: holding ben out leaves val without a single real
+    val_reals = (df["split"] == "val") & (df["label"] == 0)
+    df.loc[val_reals, "identity"] = "ben"
+    plain = leave_one_identity_out(df, "ben")
+    assert (plain.val["label"] == 0).sum() == 0
+    refilled = leave_one_identity_out(df, "ben", min_val_reals=25)
+    assert (refilled.val["label"] == 0).sum() >= 25
+    assert set(refilled.train["sample_id"]).isdisjoint(refilled.val["sample_id"])
+    assert set(refilled.train["group_id"]).isdisjoint(refilled.val["group_id"])
+    assert not contains_identity(df, "ben")[refilled.val.index].any()
+    assert refilled.test.equals(plain.test)
+    assert len(refilled.train) + len(refilled.val) == len(plain.train) + len(plain.val)
