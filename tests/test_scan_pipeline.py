@@ -2,6 +2,7 @@
 file accounted for, inputs untouched, scan.json valid, the HTML self-contained and rendered by a browser."""
 from __future__ import annotations
 
+import builtins
 import csv
 import json
 import os
@@ -39,16 +40,36 @@ def scanned(tmp_path_factory, bundle):
     for p in files.values():
         p.chmod(0o444)
     out = root / "out"
-    result = CliRunner().invoke(app, ["scan", str(root / "case"), "--out", str(out), "--model", str(bundle),
-                                      "--every", "5", "--no-progress"])
+    case = str(root / "case")
+    writes: list[str] = []  # any Python-level open of an input for writing (Pillow, hashing, sniffing go here)
+    reads: list[str] = []
+    real_open, real_os_open = builtins.open, os.open
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and str(file).startswith(case):
+            (writes if set(str(mode)) & set("wax+") else reads).append(f"open({file}, {mode})")
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if str(path).startswith(case) and flags & write_flags:
+            writes.append(f"os.open({path}, {flags})")
+        return real_os_open(path, flags, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(builtins, "open", guarded_open)
+        mp.setattr(os, "open", guarded_os_open)
+        result = CliRunner().invoke(app, ["scan", case, "--out", str(out), "--model", str(bundle), "--every", "5",
+                                          "--no-progress"])
     doc = json.loads((out / "scan.json").read_text())
     by_name = {Path(f["path"]).name: f for f in doc["files"]}
-    return result, files, before, out, doc, by_name
+    assert len(reads) > 2 * len(files)  # the guard saw the inputs being read (hash, sniff, decode, hash again)
+    return result, files, before, out, doc, by_name, writes
 
 
 @pytest.mark.slow  # shares a ~30 s set-up: a trained toy bundle and a real scan
 def test_every_file_is_accounted_for_and_the_exit_code_says_failure(scanned) -> None:
-    result, files, _, out, doc, by = scanned
+    result, files, _, out, doc, by, _ = scanned
     assert result.exit_code == 1, result.output  # some files failed
     assert sorted(by) == sorted(p.name for p in files.values())
     assert doc["summary"]["files"] == len(files) and doc["summary"]["failed"] == 3 and doc["summary"]["skipped"] == 1
@@ -77,7 +98,7 @@ def test_every_file_is_accounted_for_and_the_exit_code_says_failure(scanned) -> 
 
 @pytest.mark.slow  # shares a ~30 s set-up: a trained toy bundle and a real scan
 def test_videos_get_tracks_a_timeline_and_top_frames(scanned) -> None:
-    _, files, _, out, _, by = scanned
+    _, files, _, out, _, by, _ = scanned
     for name in ("clip.mp4", "still_or_not.jpg"):
         f = by[name]
         assert f["status"] == "analysed" and f["kind"] == "video", f["errors"]
@@ -102,7 +123,8 @@ def test_videos_get_tracks_a_timeline_and_top_frames(scanned) -> None:
 
 @pytest.mark.slow  # shares a ~30 s set-up: a trained toy bundle and a real scan
 def test_inputs_are_untouched_and_hashed_before_and_after(scanned) -> None:
-    _, files, before, _, _, by = scanned
+    _, files, before, _, _, by, writes = scanned
+    assert writes == []
     for role, path in files.items():
         data, mtime = before[role]
         assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime
@@ -116,7 +138,7 @@ def test_inputs_are_untouched_and_hashed_before_and_after(scanned) -> None:
 def test_scan_json_validates_and_summary_csv_has_every_file(scanned) -> None:
     from forensics.scan.schema import ScanSchemaError, validate_scan
 
-    _, files, _, out, doc, _ = scanned
+    _, files, _, out, doc, _, _ = scanned
     validate_scan(doc)
     assert doc["schema"] == "forensics-scan/1" and json.loads((out / "scan.schema.json").read_text())["$defs"]
     custody = doc["custody"]
@@ -159,7 +181,7 @@ class _References(HTMLParser):
 
 @pytest.mark.slow  # shares a ~30 s set-up: a trained toy bundle and a real scan
 def test_html_report_has_no_external_reference(scanned) -> None:
-    _, _, _, out, doc, _ = scanned
+    _, _, _, out, doc, _, _ = scanned
     html = (out / "report.html").read_text()
     assert "http://" not in html and "https://" not in html and "file://" not in html
     parser = _References()
@@ -185,7 +207,7 @@ def test_html_report_has_no_external_reference(scanned) -> None:
 def test_report_renders_in_headless_chromium(scanned, tmp_path) -> None:
     from PIL import Image
 
-    _, _, _, out, _, _ = scanned
+    _, _, _, out, _, _, _ = scanned
     shot = tmp_path / "report.png"
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND",

@@ -91,4 +91,7 @@ def model_record(bundle: Any) -> dict[str, Any]:
     meta = bundle.meta
     return {"path": str(Path(bundle.root).absolute()), "sha256": bundle.sha256, "format": meta.get("format"),
             "detectors": sorted(bundle.detectors), "face": meta.get("face"),
-            "decision": bundle.decision.to_dict(), "calibration_set": meta.get("calibration_set")}
+            "decision": bundle.decision.to_dict(), "calibration_set": meta.get("calibration_set"),
+            "note": meta.get("note"),
+            "model_card": str(Path(bundle.root).absolute() / "MODEL_CARD.md")
+            if (Path(bundle.root) / "MODEL_CARD.md").is_file() else None}

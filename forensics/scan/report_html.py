@@ -79,7 +79,7 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
         if e is None:
             return ""
         cal, band = e["calibration"], e["decision"]
-        return f"{cal['method']}; band ({_fmt(band['low'])}, {_fmt(band['high'])}]"
+        return f"{cal['method']}, ({_fmt(band['low'])}, {_fmt(band['high'])}]"
 
     def calibration_json(name: str) -> str:
         e = meta_by_name.get(name)
@@ -103,7 +103,8 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
         band=(bundle.decision.low, bundle.decision.high), fmt=_fmt, clock=_clock, colour=score_hex,
         verdict_class=_verdict_class, embed=_Embedder(Path(out)), calibration_text=calibration_text,
         calibration_json=calibration_json, band_text=band_text, fusion_text=fusion_text,
-        fused_note=f"stacked fusion (see Model); band ({_fmt(bundle.decision.low)}, {_fmt(bundle.decision.high)}]",
+        fused_note=f"stacked, ({_fmt(bundle.decision.low)}, {_fmt(bundle.decision.high)}]",
+        parent=lambda p: Path(p).parent.name + "/",
         render_evidence=render_evidence)
 
 
