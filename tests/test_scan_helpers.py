@@ -44,6 +44,10 @@ def make_media_folder(root: Path) -> dict[str, Path]:
     files["png_named_jpg"] = root / "hopper_really_png.jpg"  # content PNG, extension .jpg: noted, still read
     ok, buf = cv2.imencode(".png", cv2.cvtColor(png, cv2.COLOR_RGB2BGR))
     files["png_named_jpg"].write_bytes(buf.tobytes())
+    from PIL import Image
+
+    files["gif"] = root / "portrait_anim.gif"  # GIF: the first frame is scanned
+    Image.open(STARTER / "45-m7-di-ph.jpg").convert("RGB").save(files["gif"])
     sky = np.zeros((120, 160, 3), np.uint8)
     sky[:] = (90, 140, 220)
     files["faceless"] = root / "sky.png"

@@ -54,7 +54,7 @@ def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
         out_faces.append({
             "id": f"face {i + 1}", "kind": "still", "box": [round(float(v), 2) for v in face.box],
             "landmarks": np.round(face.landmarks, 2).tolist(), "detection_score": sig(face.score),
-            "quality": {"face_px": round(px, 1), "sharpness": sig(sharpness(crops[i]), 4)},
+            "quality": {"face_px": round(px, 1), "sharpness": sig(sharpness(crops[i]), 4), "jpeg_quality": jq},
             "scores": record, "probability": record["probability"], "model_verdict": record["verdict"],
             "verdict": verdict, "reasons": reasons, "crop": f"{asset_dir}/{name}",
         })
