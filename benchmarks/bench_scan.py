@@ -51,7 +51,8 @@ def stand_in_bundle(out: Path) -> Path:
 
     train, val = split(48), split(24)
     return build_bundle_from_arrays(out, train, (*val, [f"v{i}" for i in range(len(val[1]))]),
-                                    {"spectral": {}, "dct": {}, "cnn": {"epochs": 1, "batch_size": 32, "device": "cpu"}},
+                                    {"spectral": {}, "dct": {},
+                                     "cnn": {"epochs": 1, "batch_size": 32, "device": "cpu"}},
                                     perturbations=("jpeg30",), face={"size": 128, "margin": 0.25},
                                     extra={"note": "benchmark stand-in: toy data, scores meaningless"})
 
@@ -169,11 +170,13 @@ def main() -> None:
             for k, v in stages.items():
                 photo_stages[k] = photo_stages.get(k, 0.0) + v
         t = time.perf_counter()
-        outcome = run_scan([str(tmp / "photos")], tmp / "scan", bundle_dir, settings, progress=False, log=lambda m: None)
+        outcome = run_scan([str(tmp / "photos")], tmp / "scan", bundle_dir, settings, progress=False,
+                           log=lambda m: None)
         e2e = time.perf_counter() - t
         assert outcome.analysed == len(photos)
         sizes = [tuple(int(v) for v in __import__("PIL.Image", fromlist=["Image"]).open(p).size) for p in photos]
-        sharded = sharded_photo_rate(tmp / "photos", bundle_dir, args.ranks, tmp / "sharded") if args.ranks > 1 else None
+        sharded = (sharded_photo_rate(tmp / "photos", bundle_dir, args.ranks, tmp / "sharded")
+                   if args.ranks > 1 else None)
     load_end = os.getloadavg()
     photos_per_s = len(photos) / sum(photo_walls)
     result = {
@@ -249,7 +252,8 @@ def write_report(r: dict, path: Path) -> None:
         "|---|---|",
         f"| per-file analysis (`analyse_file`), wall clock | **{p['per_s']:.2f}** |",
         f"| per-file analysis, photos per CPU-second | {p['per_cpu_s']:.2f} |",
-        f"| whole scan (`run_scan`: + journal, scan.json, summary.csv, report.html), wall clock | {p['end_to_end_per_s']:.2f} |",
+        "| whole scan (`run_scan`: + journal, scan.json, summary.csv, report.html), wall clock | "
+        f"{p['end_to_end_per_s']:.2f} |",
     ]
     if p.get("sharded"):
         lines.append(f"| `forensics scan` under torchrun, {p['sharded']['ranks']} processes (first file started to last "

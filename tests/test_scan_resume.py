@@ -3,7 +3,6 @@ aside), with one journal line per file; a two-rank torchrun scan gives it too.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess

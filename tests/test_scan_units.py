@@ -3,7 +3,6 @@ crash rules, the abstention rules, and the streaming tracker against the data la
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +135,8 @@ def test_abstention_rules_each_give_their_reason() -> None:
     assert v == INCONCLUSIVE and r == ["face too small: 25 px < 40 px"]
     v, r = face_verdict(_face(0.95, LIKELY_MANIPULATED, agree), 120, 20, rules, band)
     assert v == INCONCLUSIVE and r[0].startswith("heavily compressed: JPEG quality ~20 < 30")
-    v, r = face_verdict(_face(0.5, NO_SIGN, {"cnn": LIKELY_MANIPULATED, "dct": NO_SIGN}), 120, None, rules, band)
+    split = {"cnn": LIKELY_MANIPULATED, "dct": NO_SIGN}
+    v, r = face_verdict(_face(0.5, NO_SIGN, split), 120, None, rules, band)
     assert v == INCONCLUSIVE and r == ["detectors disagree: cnn says likely manipulated, dct says no sign of manipulation"]
     v, r = decide(INCONCLUSIVE, 0.5, band, {"cnn": INCONCLUSIVE}, [])
     assert v == INCONCLUSIVE and r[0].startswith("inconclusive band: calibrated probability 0.500")
@@ -145,10 +145,11 @@ def test_abstention_rules_each_give_their_reason() -> None:
 def test_file_verdict_from_its_faces() -> None:
     clean = {"id": "face 1", "verdict": NO_SIGN, "probability": 0.1, "reasons": []}
     fake = {"id": "face 2", "verdict": LIKELY_MANIPULATED, "probability": 0.97, "reasons": []}
-    unsure = {"id": "face 3", "verdict": INCONCLUSIVE, "probability": 0.5, "reasons": ["face too small: 20 px < 40 px"]}
+    small = "face too small: 20 px < 40 px"
+    unsure = {"id": "face 3", "verdict": INCONCLUSIVE, "probability": 0.5, "reasons": [small]}
     assert file_verdict([clean, fake, unsure], "x") == (LIKELY_MANIPULATED, 0.97, ["face 2: likely manipulated (p = 0.970)"])
     assert file_verdict([clean], "x") == (NO_SIGN, 0.1, [])
-    assert file_verdict([clean, unsure], "x") == (INCONCLUSIVE, 0.5, ["face 3: face too small: 20 px < 40 px"])
+    assert file_verdict([clean, unsure], "x") == (INCONCLUSIVE, 0.5, [f"face 3: {small}"])
     assert file_verdict([], "no face found in the image") == (INCONCLUSIVE, None, ["no face: no face found in the image"])
 
 

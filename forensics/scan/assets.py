@@ -43,8 +43,8 @@ class BoxLabel:
 def thumbnail(image: np.ndarray, boxes: Sequence[BoxLabel], side: int = 480) -> np.ndarray:
     """The image scaled to `side` px on its long side with each face's box and label drawn.  # [H,W,3] -> [h,w,3]"""
     s = min(1.0, side / max(image.shape[:2]))
-    thumb = image if s == 1.0 else cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
-                                              interpolation=cv2.INTER_AREA)
+    size = (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s)))
+    thumb = image if s == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     thumb = np.ascontiguousarray(thumb.copy())
     width = max(2, round(max(thumb.shape[:2]) / 240))
     for b in boxes:

@@ -94,7 +94,8 @@ def analyse_file(c: Candidate, ctx: ScanContext, out: Path) -> tuple[dict[str, A
         with ctx.timer.stage("hash"):
             before = file_state(path)
     except (OSError, MediaError) as exc:
-        entry["errors"].append(str(exc) if isinstance(exc, MediaError) else f"{path}: cannot read ({exc.strerror or exc})")
+        reason = str(exc) if isinstance(exc, MediaError) else f"{path}: cannot read ({exc.strerror or exc})"
+        entry["errors"].append(reason)
         return entry, None
     entry.update(sha256=before.sha256, size_bytes=before.size)
     sniffed = sniff(path)
@@ -202,8 +203,8 @@ def scan_shard(candidates: Sequence[Candidate], ctx: ScanContext, out: Path, ran
         timer = StageTimer()
         ctx.timer = timer
         entry, state = analyse_file(c, ctx, out)
-        journal.append({"key": str(c.path), "state": None if state is None else {"size": state.size, "mtime_ns": state.mtime_ns},
-                        "file": entry,
+        journal.append({"key": str(c.path), "file": entry,
+                        "state": None if state is None else {"size": state.size, "mtime_ns": state.mtime_ns},
                         "custody": {"path": str(c.path), "started_utc": started, "finished_utc": utc_now(),
                                     "seconds": round(time.perf_counter() - t0, 4), "stages": timer.to_dict(),
                                     "session": session, "rank": rank, "host": host_record()["hostname"]}})
@@ -228,9 +229,10 @@ def _unchanged(path: Path, state: dict[str, Any] | None) -> bool:
 def finalize(candidates: Sequence[Candidate], out: Path, state: dict[str, Any], bundle: Any,
              settings: ScanSettings) -> ScanOutcome:
     """Merge the journals and write scan.json, summary.csv, report.html and the schema beside them."""
-    from forensics.scan.outputs import scan_document, write_scan_json, write_summary_csv
+    from forensics.scan.outputs import scan_document, summarise, write_scan_json, write_summary_csv
     from forensics.scan.report_html import write_report
     from forensics.scan.schema import schema_bytes
+    from forensics.scan.verdict import calibrated_jpeg_floor
 
     keys = [str(c.path) for c in candidates]
     merge_journals(out, keys)
@@ -247,18 +249,16 @@ def finalize(candidates: Sequence[Candidate], out: Path, state: dict[str, Any], 
         custody_files.append(record["custody"])
     state["sessions"][-1]["finished_utc"] = utc_now()
     _write_state(out, state)
-    from forensics.scan.verdict import calibrated_jpeg_floor
-
+    versions = library_versions()
     custody = {
-        "tool": {"name": "deepfake-forensics", "command": "forensics scan", "version": library_versions().get("deepfake-forensics")},
-        "versions": library_versions(), "model": model_record(bundle),
+        "tool": {"name": "deepfake-forensics", "command": "forensics scan",
+                 "version": versions.get("deepfake-forensics")},
+        "versions": versions, "model": model_record(bundle),
         "settings": {**settings.to_dict(), "heavy_jpeg_quality": calibrated_jpeg_floor(bundle.meta)},
         "inputs": state["inputs"], "out": str(out.absolute()),
         "started_utc": state["sessions"][0]["started_utc"], "finished_utc": state["sessions"][-1]["finished_utc"],
         "sessions": state["sessions"], "files": custody_files,
     }
-    from forensics.scan.outputs import summarise
-
     doc = scan_document(custody, files)
     scan_json = write_scan_json(out, doc)
     summary_csv = write_summary_csv(out, files)
@@ -310,7 +310,8 @@ def run_scan(paths: Sequence[str], out: str | os.PathLike, model: str | os.PathL
         state = _start_session(out, expected, previous, 0, world, resume) if rank == 0 else {}
         dist.barrier()
         session = len(json.loads((out / STATE).read_text())["sessions"]) - 1
-        scan_shard(candidates, make_context(bundle, settings), out, rank, world, session, resume, progress and rank == 0)
+        ctx = make_context(bundle, settings)
+        scan_shard(candidates, ctx, out, rank, world, session, resume, progress and rank == 0)
         dist.barrier()
         outcome = finalize(candidates, out, state, bundle, settings) if rank == 0 else None
         dist.barrier()

@@ -41,13 +41,14 @@ def _clock(seconds: float) -> str:
 
 
 def _verdict_class(verdict: str | None) -> str:
-    return {LIKELY_MANIPULATED: "v-likely", INCONCLUSIVE: "v-inconclusive", NO_SIGN: "v-clean"}.get(verdict or "", "v-none")
+    classes = {LIKELY_MANIPULATED: "v-likely", INCONCLUSIVE: "v-inconclusive", NO_SIGN: "v-clean"}
+    return classes.get(verdict or "", "v-none")
 
 
 def _generic_evidence(section: Any) -> str:
     if isinstance(section, dict):
-        rows = "".join(f"<tr><th>{escape(k)}</th><td class=\"mono\">{escape(json.dumps(v, sort_keys=True)[:2000])}</td></tr>"
-                       for k, v in sorted(section.items()))
+        cells = ((escape(k), escape(json.dumps(v, sort_keys=True)[:2000])) for k, v in sorted(section.items()))
+        rows = "".join(f'<tr><th>{k}</th><td class="mono">{v}</td></tr>' for k, v in cells)
         return f"<table>{rows}</table>"
     return f"<pre class=\"mono\">{escape(json.dumps(section, indent=1, sort_keys=True)[:20000])}</pre>"
 

@@ -181,7 +181,8 @@ def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: s
     assert cols.peak is not None
     name = f"track-{cols.track + 1}.png"
     frames_disagree = sum(1 for i in range(len(cols.frame))
-                          if {LIKELY_MANIPULATED, NO_SIGN} <= {bundle.bands[n].verdict(cols.detectors[n][i]) for n in det})
+                          if {LIKELY_MANIPULATED, NO_SIGN} <= {bundle.bands[n].verdict(cols.detectors[n][i])
+                                                               for n in det})
     record = {
         "id": f"track {cols.track + 1}", "kind": "track", "track": cols.track,
         "frames": len(cols.frame), "detected_frames": int(sum(cols.keyframe)),
