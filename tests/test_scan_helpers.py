@@ -40,6 +40,8 @@ def make_media_folder(root: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     files["portrait"] = root / "portrait.jpg"
     shutil.copy(STARTER / "0-f1-su-ph.jpg", files["portrait"])
+    files["odd_name"] = root / "témoin 2 (copie).JPG"  # spaces, non-ASCII, upper-case extension
+    shutil.copy(STARTER / "15-f13-anc-ph.jpg", files["odd_name"])
     png = read_image(STARTER / "grace_hopper.jpg")
     files["png_named_jpg"] = root / "hopper_really_png.jpg"  # content PNG, extension .jpg: noted, still read
     ok, buf = cv2.imencode(".png", cv2.cvtColor(png, cv2.COLOR_RGB2BGR))

@@ -88,6 +88,7 @@ def test_every_file_is_accounted_for_and_the_exit_code_says_failure(scanned) -> 
     face = portrait["faces"][0]
     assert set(face["scores"]["detectors"]) == {"spectral", "dct"}  # every detector's own score, not only the fusion
     assert (out / face["crop"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert by["témoin 2 (copie).JPG"]["status"] == "analysed" and by["témoin 2 (copie).JPG"]["faces"]
     gif = by["portrait_anim.gif"]
     assert gif["status"] == "analysed" and gif["format"] == "gif" and len(gif["faces"]) == 1
     hopper = by["hopper_really_png.jpg"]

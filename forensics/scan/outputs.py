@@ -63,5 +63,5 @@ def write_summary_csv(out: str | os.PathLike, files: list[dict[str, Any]]) -> Pa
     writer.writeheader()
     writer.writerows(summary_rows(files))
     path = Path(out) / SUMMARY_CSV
-    write_bytes_atomic(path, buf.getvalue().encode())
+    write_bytes_atomic(path, buf.getvalue().encode("utf-8", "backslashreplace"))  # undecodable file names
     return path

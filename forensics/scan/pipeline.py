@@ -71,7 +71,7 @@ def load_scan_bundle(model: str | os.PathLike | None):
 
 def asset_dir(path: Path) -> str:
     """A file's picture folder, relative to the scan folder: stable across runs, unique per path."""
-    return f"{ASSETS}/{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
+    return f"{ASSETS}/{hashlib.sha256(os.fsencode(path)).hexdigest()[:16]}"
 
 
 def _base_entry(c: Candidate) -> dict[str, Any]:

@@ -111,5 +111,5 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
 
 def write_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> Path:
     path = Path(out) / "report.html"
-    write_bytes_atomic(path, render_report(out, doc, bundle).encode("utf-8"))
+    write_bytes_atomic(path, render_report(out, doc, bundle).encode("utf-8", "backslashreplace"))
     return path
