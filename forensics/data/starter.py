@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from forensics.data.faces import AlignedFace, Face, FaceDetector, align_face, tr
 from forensics.data.manifest import (
     SPLITS,
     assign_group_splits,
+    evenly_spaced,
     describe_manifest,
     new_row,
     sha256_file,
@@ -59,6 +60,9 @@ class StarterConfig:
     size: int = 128  # crop side in pixels
     margin: float = 0.25  # context around the five-point template
     keyframe_every: int = 3  # MTCNN on every 3rd frame, tracked in between
+    # None: every frame of every video. A number: at most that many evenly spaced frames per video, each one
+    # detected (no tracking across the gaps); the quick corpus `forensics demo` builds when none exists.
+    max_frames_per_video: int | None = None
     min_score: float = 0.95  # MTCNN confidence to keep a face
     split_seed: int = 0
 
@@ -205,10 +209,10 @@ def _build_video(src: SourceFile, out: Path, detector: FaceDetector, cfg: Starte
     if not src.identity:
         log["videos_without_faces"].append(src.file)
         return rows
-    tracks = track_video(path, detector, every=cfg.keyframe_every)
-    missing = []
-    for idx, frame in iter_frames(path):
-        face = _main_face(tracks.get(idx, []))
+    missing, seen = [], 0
+    for idx, frame, faces in _video_faces(path, video_id, info.frame_count, detector, cfg):
+        seen += 1
+        face = _main_face(faces)
         if face is None:
             missing.append(idx)
             continue
@@ -219,8 +223,25 @@ def _build_video(src: SourceFile, out: Path, detector: FaceDetector, cfg: Starte
             _face_row(aligned, crop_rel, f"{video_id}:f{idx:05d}", src.identity, src.group_id, src, cfg,
                       media="frame", video_id=video_id, frame_idx=idx, sha256=sha256_file(out / crop_rel))
         )
-    log["frames_without_face"][src.file] = {"count": len(missing), "of": len(tracks), "first": missing[:5]}
+    log["frames_without_face"][src.file] = {"count": len(missing), "of": seen, "first": missing[:5]}
     return rows
+
+
+def _video_faces(path: Path, video_id: str, frame_count: int, detector: FaceDetector,
+                 cfg: StarterConfig) -> Iterator[tuple[int, np.ndarray, list[Face]]]:
+    """(frame index, frame, faces) of the frames the corpus keeps: all of them, tracked between keyframes, or at
+    most `cfg.max_frames_per_video` evenly spaced ones (picked by the rule `subsample_frames` uses), each detected
+    on its own."""
+    cap = cfg.max_frames_per_video
+    if cap is None or frame_count <= cap:
+        tracks = track_video(path, detector, every=cfg.keyframe_every)
+        for idx, frame in iter_frames(path):
+            yield idx, frame, tracks.get(idx, [])
+        return
+    wanted = set(evenly_spaced(frame_count, cap, video_id, cfg.split_seed).tolist())
+    frames = [(idx, frame) for idx, frame in iter_frames(path) if idx in wanted]
+    for (idx, frame), faces in zip(frames, detector.detect([f for _, f in frames])):
+        yield idx, frame, faces
 
 
 def _build_still(src: SourceFile, out: Path, detector: FaceDetector, cfg: StarterConfig, log: dict) -> list[dict]:
