@@ -235,3 +235,18 @@ def test_prefetch_keeps_order_raises_the_producers_error_and_closes_it_on_early_
         if item == 3:
             break
     assert closed == [True]
+
+
+def test_a_suspicious_segment_keeps_a_track_from_a_clean_verdict() -> None:
+    from forensics.scan.verdict import aggregate, segment_reason
+
+    clean_then_fake = np.r_[np.full(95, 0.05), np.full(5, 0.97)]  # [100] a swap in the last 5 frames
+    agg = aggregate(clean_then_fake, k=5)
+    assert agg["mean"] == pytest.approx(0.0960) and agg["topk_mean"] == pytest.approx(0.97) and agg["k"] == 5
+    assert agg["median"] == pytest.approx(0.05) and agg["max"] == pytest.approx(0.97)
+    reasons = segment_reason(agg, (0.2, 0.8), NO_SIGN)
+    assert reasons and reasons[0].startswith("suspicious segment: the top 5 frames average 0.970 > 0.800")
+    v, r = decide(NO_SIGN, agg["mean"], (0.2, 0.8), {"cnn": NO_SIGN}, reasons)
+    assert v == INCONCLUSIVE and r == reasons
+    assert segment_reason(aggregate(np.full(100, 0.05), k=5), (0.2, 0.8), NO_SIGN) == []
+    assert segment_reason(agg, (0.2, 0.8), LIKELY_MANIPULATED) == []

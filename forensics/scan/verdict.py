@@ -7,6 +7,8 @@ calibrated decision band; the scan turns it into "inconclusive" (abstains) and s
     face too small      the face's box is below `min_face` px: the aligned crop would be an upsampled blur
     heavily compressed  the file's estimated JPEG quality is below the lowest the bundle was calibrated on
     detectors disagree  one detector says "likely manipulated" while another says "no sign of manipulation"
+    suspicious segment  (tracks) the track's mean is not above the band, but its top-k frames are: a manipulation
+                        in part of a video must not be averaged into a clean verdict
     inconclusive band   the calibrated probability lies between the band's edges (the model's own abstention)
 
 Each reason is a string that starts with its name and a colon, then the figures ("face too small: 31 px < 40 px").
@@ -26,8 +28,9 @@ NO_FACE = "no face"
 FACE_TOO_SMALL = "face too small"
 HEAVILY_COMPRESSED = "heavily compressed"
 DETECTORS_DISAGREE = "detectors disagree"
+SUSPICIOUS_SEGMENT = "suspicious segment"
 INCONCLUSIVE_BAND = "inconclusive band"
-REASONS = (NO_FACE, FACE_TOO_SMALL, HEAVILY_COMPRESSED, DETECTORS_DISAGREE, INCONCLUSIVE_BAND)
+REASONS = (NO_FACE, FACE_TOO_SMALL, HEAVILY_COMPRESSED, DETECTORS_DISAGREE, SUSPICIOUS_SEGMENT, INCONCLUSIVE_BAND)
 DEFAULT_HEAVY_JPEG_QUALITY = 50
 
 
@@ -90,13 +93,25 @@ def face_verdict(record: dict[str, Any], face_px: float, jpeg_quality: int | Non
 
 
 def aggregate(probs: np.ndarray, k: int) -> dict[str, float]:
-    """Frame probabilities -> mean, median, max and the mean of the k highest (a short manipulated segment
-    shows in top-k and max, while the mean decides: it keeps a long real video's false alarms rare).  # [T]"""
-    p = np.sort(np.asarray(probs, np.float64))
+    """Frame probabilities -> `forensics.video.aggregate`'s mean, max, top-k mean and DFDC-style confident mean,
+    plus the median. The mean decides a track's verdict (it keeps a long real video's false alarms rare); the
+    top-k mean guards against a short manipulated segment (see `segment_reason`).  # [T] -> dict"""
+    from forensics.video.aggregate import aggregate_all
+
+    p = np.asarray(probs, np.float64)
     if p.size == 0:
         return {}
-    return {"mean": float(p.mean()), "median": float(np.median(p)), "max": float(p[-1]),
-            "topk_mean": float(p[-min(k, p.size):].mean()), "k": int(min(k, p.size))}
+    every = aggregate_all(p, k)
+    return {"mean": every["mean"], "median": float(np.median(p)), "max": every["max"], "topk_mean": every["topk"],
+            "k": int(min(k, p.size)), "confident_mean": every["confident"]}
+
+
+def segment_reason(agg: dict[str, float], band: tuple[float, float], model_verdict: str) -> list[str]:
+    """A track whose top-k frames are above the band while its mean is not cannot be called clean."""
+    if model_verdict != LIKELY_MANIPULATED and agg["topk_mean"] > band[1]:
+        return [f"{SUSPICIOUS_SEGMENT}: the top {agg['k']} frames average {agg['topk_mean']:.3f} > {band[1]:.3f} "
+                f"while the track's mean is {agg['mean']:.3f}"]
+    return []
 
 
 def file_verdict(units: Sequence[dict[str, Any]], no_face_detail: str) -> tuple[str, float | None, list[str]]:

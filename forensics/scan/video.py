@@ -24,7 +24,8 @@ from forensics.scan.image import rounded_record, sig
 from forensics.scan.prefetch import prefetch
 from forensics.scan.quality import face_pixels, sharpness
 from forensics.scan.temporal import TrackForTemporal, temporal_score
-from forensics.scan.verdict import FACE_TOO_SMALL, aggregate, decide, file_verdict, quality_reasons
+from forensics.scan.verdict import (FACE_TOO_SMALL, aggregate, decide, file_verdict, quality_reasons,
+                                    segment_reason)
 
 CANDIDATES_KEPT = 64  # peak faces kept (with crops) to choose the top frames from at the end
 
@@ -173,6 +174,7 @@ def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: s
     quality = [] if usable.any() else [f"{FACE_TOO_SMALL}: in every frame (median {np.median(px):.0f} px < "
                                        f"{rules.min_face} px)"]
     model_verdict = bundle.decision.verdict(probability)
+    quality += segment_reason(agg, ctx.band, model_verdict)
     verdict, reasons = decide(model_verdict, probability, ctx.band, {n: d["verdict"] for n, d in det.items()}, quality)
     with ctx.timer.stage("temporal"):
         temporal = temporal_score(bundle, TrackForTemporal(
