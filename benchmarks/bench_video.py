@@ -60,7 +60,8 @@ def log(msg: str, t0: float = time.perf_counter()) -> None:
 def build_dataset(args: argparse.Namespace) -> Path:
     from generators.video_dataset import VideoDatasetOptions, synthesize_video_dataset
 
-    opts = VideoDatasetOptions(clip_seconds=args.clip_seconds, max_seconds=args.max_seconds, max_clips=args.max_clips,
+    opts = VideoDatasetOptions(clip_seconds=args.clip_seconds, max_seconds=args.max_seconds or None,
+                               max_clips=args.max_clips,
                                split=args.split, seed=args.seed)
     ckpts = [f"generators/checkpoints/{n}" for n in ("faceswap_small", "cyclegan_small", "stargan_v2_small")]
     out = args.work / "dataset"
@@ -383,9 +384,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/video"))
     ap.add_argument("--out", type=Path, default=Path("reports/video"))
     ap.add_argument("--clip-seconds", type=float, default=2.0)
-    ap.add_argument("--max-seconds", type=float, default=20.0, help="seconds used per source video")
-    ap.add_argument("--max-clips", type=int, default=8, help="clips per source video (spread over it)")
-    ap.add_argument("--split", default="videos", help="corpus | videos (see generators.video_dataset)")
+    ap.add_argument("--max-seconds", type=float, default=0.0, help="seconds used per source video (0: all)")
+    ap.add_argument("--max-clips", type=int, default=6, help="clips per source video (spread over it)")
+    ap.add_argument("--split", default="corpus", help="corpus | videos (see generators.video_dataset)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -21,8 +21,9 @@ Rows: one `media=video` row per (kind, source video) for the kind's clips concat
 `media=video` row per clip (postproc `clip`: frame range and fps; its `video_id` is the clip's own id, so
 frame scores aggregate per clip), and `media=frame` rows for every `frame_every`-th frame of a clip: the 128 px
 crop of the *decoded* clip, aligned with the source's landmarks (the same matrix for every kind), so a fake
-frame and its real frame differ only by the manipulation. Every row of a source video has
-`group_id = "video:<video_id>"` and that video's split: nothing of one video is in two splits.
+frame and its real frame differ only by the manipulation. Every row made from a source video has that video
+row's `group_id` (one per source video, or per footage when the corpus groups several videos of it) and its
+split: nothing of one video is in two splits.
 
 Resumable: the unit of work is one (kind, source video); its rows are merged into the manifest (atomically)
 when it is done, and a rerun skips units whose rows are present with their files intact.
@@ -269,7 +270,7 @@ def make_kind_rows(kind: Kind, vrow: dict[str, Any], src: Path, clips: Sequence[
     """Write one kind's clips, its concatenated video and its frame crops for one source video; return the rows."""
     vid, label = str(vrow["video_id"]), int(kind.generator != "real")
     base = f"{'real' if not label else 'fake'}/videos/{kind.tag}/{vid}"
-    group = f"video:{vid}"
+    group = str(vrow["group_id"])  # the corpus' unit of splitting (clips of the same footage share one)
     gen_config = (_gen_config(kind.ck, kind.target, kind.config) if kind.ck is not None
                   else json.dumps(kind.config, sort_keys=True))
     common = dict(label=label, generator=kind.generator, group_id=group, split=split, identity=str(vrow["identity"]),
@@ -329,8 +330,8 @@ def _done_units(out: Path) -> set[tuple[str, str]]:
         return set()
     df = read_manifest(out / MANIFEST)
     done = set()
-    for (tag, vid), part in df.assign(tag=df["sample_id"].str.split(":").str[0],
-                                      vid=df["group_id"].str.removeprefix("video:")).groupby(["tag", "vid"]):
+    ids = df["sample_id"].str.split(":")
+    for (tag, vid), part in df.assign(tag=ids.str[0], vid=ids.str[1]).groupby(["tag", "vid"]):
         whole = part[(part["media"] == "video") & (part["sample_id"] == f"{tag}:{vid}")]
         if len(whole) and all((out / p).exists() and sha256_file(out / p) == s
                               for p, s in zip(part["path"], part["sha256"])):
