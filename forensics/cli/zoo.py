@@ -161,7 +161,8 @@ def synth_command(
     clip_seconds: Optional[float] = typer.Option(None, "--clip-seconds", help="Clip dataset (generators.video_dataset): "
                                                  "cut --videos (ids or 'all') into clips of this length and fake them "
                                                  "with every --ckpt (faceswap, cyclegan, stargan_v2) frame by frame."),
-    max_seconds: float = typer.Option(20.0, "--max-seconds", help="Clip dataset: seconds used per source video."),
+    max_seconds: float = typer.Option(20.0, "--max-seconds", help="Clip dataset: seconds used per source video "
+                                      "(0: all of it; --max-clips are spread over them)."),
     max_clips: int = typer.Option(10, "--max-clips", help="Clip dataset: clips per source video."),
     video_split: str = typer.Option("corpus", "--video-split", help="Clip dataset: corpus (the source video's split) "
                                     "| videos (reassigned per source video)."),
@@ -179,7 +180,7 @@ def synth_command(
     if clip_seconds is not None:  # clips of real and fake video, split by source video
         from generators.video_dataset import VideoDatasetOptions, synthesize_video_dataset
 
-        opts = VideoDatasetOptions(clip_seconds=clip_seconds, max_seconds=max_seconds, max_clips=max_clips,
+        opts = VideoDatasetOptions(clip_seconds=clip_seconds, max_seconds=max_seconds or None, max_clips=max_clips,
                                    swap_variants=tuple(video_variant), split=video_split, seed=seed,
                                    blend="blend" in generator)
         vids = "all" if videos in (None, "all") else [v for v in videos.split(",") if v]
