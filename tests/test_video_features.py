@@ -143,3 +143,19 @@ def test_aligned_crops_shape() -> None:
     crops = aligned_crops(_video(0.0)[:3], FaceTrack(np.arange(3), _track().boxes[:3], _track().landmarks[:3],
                                                       np.ones(3, bool)), size=64)
     assert crops.shape == (3, 64, 64, 3) and crops.dtype == np.uint8
+
+
+def test_h264_roundtrip_degrades_with_crf() -> None:
+    pytest.importorskip("av")
+    from forensics.video.codec import perturb_video
+
+    frames = _video(0.0)[:8]
+    err = {}
+    for name in ("crf23", "crf35"):
+        out = perturb_video(frames, 25.0, name)
+        assert len(out) == len(frames) and out[0].shape == frames[0].shape  # 144x192: even sizes kept
+        err[name] = float(np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(out, frames)]))
+    assert 0 < err["crf23"] < err["crf35"]
+    assert perturb_video(frames, 25.0, "none")[0] is frames[0]
+    with pytest.raises(ValueError, match="unknown video perturbation"):
+        perturb_video(frames, 25.0, "jpeg75")
