@@ -100,7 +100,7 @@ def extract(row: dict[str, Any], cond: str, root: Path, work: Path, detector: Fa
     if path.exists():
         z = np.load(path, allow_pickle=False)
         feats = json.loads(str(z["features"]))
-        return {"features": feats, "crops": z["crops"], "frame_idx": z["frame_idx"]}
+        return {"features": feats, "crops": z["crops"], "frame_idx": z["frame_idx"], "cached": True}
     frames = [f for _, f in iter_frames(root / row["path"])]
     frames = perturb_video(frames, float(row["fps"]), cond)
     recs = clip_track_records(frames, list(range(len(frames))), detector, every=DETECT_EVERY, max_side=DETECT_MAX_SIDE)
@@ -115,7 +115,7 @@ def extract(row: dict[str, Any], cond: str, root: Path, work: Path, detector: Fa
     buf = io.BytesIO()
     np.savez_compressed(buf, features=np.array(json.dumps(feats)), crops=crops, frame_idx=idx)
     write_bytes_atomic(path, buf.getvalue())
-    return {"features": feats, "crops": crops, "frame_idx": idx}
+    return {"features": feats, "crops": crops, "frame_idx": idx, "cached": False}
 
 
 def extract_all(clips: pd.DataFrame, root: Path, work: Path) -> tuple[pd.DataFrame, list[np.ndarray], list[np.ndarray]]:
@@ -123,9 +123,11 @@ def extract_all(clips: pd.DataFrame, root: Path, work: Path) -> tuple[pd.DataFra
     detector = FaceDetector(min_score=0.9, min_face_size=32)
     rows, crops, idxs, missing = [], [], [], []
     total = len(clips) * len(CONDITIONS)
+    started, computed = time.perf_counter(), 0
     for k, row in enumerate(clips.to_dict("records")):
         for cond in CONDITIONS:
             rec = extract(row, cond, root, work, detector)
+            computed += not rec["cached"]
             if rec["features"] is None:
                 missing.append(f"{row['sample_id']} [{cond}]")
                 continue
@@ -136,6 +138,8 @@ def extract_all(clips: pd.DataFrame, root: Path, work: Path) -> tuple[pd.DataFra
             log(f"features: {(k + 1) * len(CONDITIONS)}/{total} clip-conditions")
     if missing:
         log(f"no face track of 5+ frames in {len(missing)} clip-conditions (left out): {missing[:6]}")
+    log(f"features: {computed} clip-conditions computed in {time.perf_counter() - started:.0f} s, "
+        f"{total - computed} read from {work / 'features'}")
     return pd.DataFrame(rows), crops, idxs
 
 
@@ -281,7 +285,9 @@ def _fmt(e: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Video benchmark: frame aggregation, temporal detector, fusion", "",
-             f"Command: `{result['command']}` ({result['wall_s']:.0f} s wall on this machine).", "",
+             f"Command: `{result['command']}` ({result['wall_s']:.0f} s wall for this invocation on a shared 2-core "
+             "CPU; the clip dataset and the per-clip features are cached in --work, so a rerun reuses them: see "
+             "the run log for the first run's times).", "",
              f"Dataset: {result['dataset']['clips']} clips ({result['dataset']['by_type']}) from "
              f"{result['dataset']['source_videos']} source videos ({result['dataset']['clip_seconds']} s clips, at most "
              f"{result['dataset']['max_clips']} per video from its first {result['dataset']['max_seconds']} s). "
