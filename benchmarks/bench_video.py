@@ -304,7 +304,7 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         m = res["metrics"]
         lines += [f"## {title}", "",
-                  f"Reals / fakes per condition: " + ", ".join(f"{c}: {m[c]['n_real']} / {m[c]['n_fake']}" for c in CONDITIONS),
+                  "Reals / fakes per condition: " + ", ".join(f"{c}: {m[c]['n_real']} / {m[c]['n_fake']}" for c in CONDITIONS),
                   "", "AUC [95% CI] over all clips (one threshold for every video), then the mean within-video AUC "
                   "(each source video's fake clips against its own real clips):", "",
                   "| score | clean | H.264 CRF 23 | H.264 CRF 35 | within-video: clean / CRF 23 / CRF 35 |",

@@ -46,7 +46,7 @@ import torch
 
 from forensics.data.faces import Face, FaceDetector, align_face
 from forensics.data.manifest import dataset_root, new_row, read_manifest, sha256_file
-from forensics.data.media import probe_video, write_bytes_atomic, write_image, write_video
+from forensics.data.media import iter_frames, probe_video, write_bytes_atomic, write_image, write_video
 from forensics.video.clips import Clip, clip_ranges, iter_clips
 from forensics.video.tracks import detect_faces
 from generators.checkpoint import GeneratorCheckpoint, load_generator, read_model_json
@@ -261,10 +261,6 @@ def _crop(frame: np.ndarray, face: Face, opts: VideoDatasetOptions) -> np.ndarra
     return align_face(frame, face, size=opts.crop_size, margin=opts.crop_margin).crop
 
 
-def _fake_type(kind: Kind) -> str:
-    return kind.name
-
-
 def make_kind_rows(kind: Kind, vrow: dict[str, Any], src: Path, clips: Sequence[Clip], faces: dict[int, Face],
                    out: Path, opts: VideoDatasetOptions, split: str) -> list[dict[str, Any]]:
     """Write one kind's clips, its concatenated video and its frame crops for one source video; return the rows."""
@@ -285,8 +281,8 @@ def make_kind_rows(kind: Kind, vrow: dict[str, Any], src: Path, clips: Sequence[
             clip_id = f"{kind.tag}:{vid}:c{clip.index:03d}"
             rel = f"{base}/c{clip.index:03d}.mp4"
             write_video(out / rel, made, clip.fps, CODEC)
-            decoded = [f for _, f in _iter_decoded(out / rel)]
-            post = {"clip": clip.to_dict(), "source_video": vrow["sample_id"], "fake_type": _fake_type(kind),
+            decoded = [f for _, f in iter_frames(out / rel)]  # crops come from what a viewer decodes
+            post = {"clip": clip.to_dict(), "source_video": vrow["sample_id"], "fake_type": kind.name,
                     "codec": CODEC, "frames": len(decoded),
                     "frames_with_face": sum(i in faces for i in idx)}
             rows.append(new_row(sample_id=clip_id, path=rel, sha256=sha256_file(out / rel), media="video",
@@ -300,7 +296,7 @@ def make_kind_rows(kind: Kind, vrow: dict[str, Any], src: Path, clips: Sequence[
                 rows.append(new_row(sample_id=f"{kind.tag}:{vid}:f{i:05d}", path=frel, sha256=sha256_file(out / frel),
                                     media="frame", frame_idx=i, video_id=clip_id, width=opts.crop_size,
                                     height=opts.crop_size, source_id=f"real:{vid}:f{i:05d}" if label else "",
-                                    postproc={"clip": clip.index, "fake_type": _fake_type(kind), "crop": "source landmarks",
+                                    postproc={"clip": clip.index, "fake_type": kind.name, "crop": "source landmarks",
                                               "aligned": {"size": opts.crop_size, "margin": opts.crop_margin}},
                                     **common))
             yield from made
@@ -311,15 +307,9 @@ def make_kind_rows(kind: Kind, vrow: dict[str, Any], src: Path, clips: Sequence[
     rows.append(new_row(sample_id=f"{kind.tag}:{vid}", path=full, sha256=sha256_file(out / full), media="video",
                         source_id=f"real:{vid}" if label else "", video_id=f"{kind.tag}:{vid}", width=info.width,
                         height=info.height, postproc={"clips": [c.index for c in clips], "frames": n, "codec": CODEC,
-                                                      "source_video": vrow["sample_id"], "fake_type": _fake_type(kind),
+                                                      "source_video": vrow["sample_id"], "fake_type": kind.name,
                                                       "concatenated_clips": True}, **common))
     return rows
-
-
-def _iter_decoded(path: Path) -> Iterator[tuple[int, np.ndarray]]:
-    from forensics.data.media import iter_frames
-
-    return iter_frames(path)
 
 
 # -- the dataset -------------------------------------------------------------------------------------------------
