@@ -42,6 +42,7 @@ FUSED = "fused"
 LOGO_PREFIX = "logo-"  # model tag of a leave-one-generator-out model: "logo-<held-out generator>"
 IMAGE_MEDIA = ("image", "frame")
 CALIBRATION_FILE = "calibration.json"
+DECISION_FPR = DECISION_FNR = 0.05  # the decision band: 5% of validation reals above it, 5% of fakes below
 
 
 @dataclass(frozen=True)
@@ -379,7 +380,7 @@ def run_benchmark(manifest_path: str | Path, out_dir: str | Path, config: BenchC
     val_ids = val.rows["sample_id"].astype(str).tolist()
     cal_set = score_calibration_set(all_models, val.images, val.rows["label"].to_numpy(), val_ids,
                                     config.perturbations, config.seed)
-    fitted = fit_calibration(cal_set, config.calibration)
+    fitted = fit_calibration(cal_set, config.calibration, DECISION_FPR, DECISION_FNR)
     write_calibration(out_dir / CALIBRATION_FILE, fitted, config, len(val.rows))
     tables += score_calibrated(all_models, fitted, test.images, test.rows, all_tag, config.perturbations, config.seed)
     scores = pd.concat(tables, ignore_index=True)[list(SCORE_COLUMNS)]
@@ -413,7 +414,9 @@ def write_calibration(path: Path, fitted, config: BenchConfig, n_val: int) -> No
     """The calibration a bundle is made from: per-detector maps and bands, the fusion and its band."""
     _write_json(path, {
         "method": config.calibration,
-        "fitted_on": {"split": "val", "faces": n_val, "perturbations": [CLEAN, *config.perturbations]},
+        "fitted_on": {"split": "val", "faces": n_val, "perturbations": [CLEAN, *config.perturbations],
+                      "rows": n_val * (1 + len(config.perturbations)), "target_fpr": DECISION_FPR,
+                      "target_fnr": DECISION_FNR},
         "detectors": {n: {"calibration": c.to_dict(), "decision": fitted.bands[n].to_dict()}
                       for n, c in fitted.calibrators.items()},
         "fusion": fitted.fusion.to_dict(),

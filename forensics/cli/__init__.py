@@ -24,12 +24,14 @@ def demo(
     data: Path = typer.Option(Path("data/starter"), help="The starter corpus (built if missing)."),
     work: Path = typer.Option(Path("runs/demo"), help="Synthesized dataset, benchmark outputs and fitted detectors."),
     reports: Path = typer.Option(Path("reports/demo"), help="Where the Markdown/HTML report and plots go."),
-    fakes: int = typer.Option(600, help="Fakes per unconditional generator."),
+    fakes: int = typer.Option(300, help="Fakes per generator (translations and blends: at most one per real)."),
+    frames_per_video: int = typer.Option(100, help="Evenly spaced real frames kept per video."),
 ) -> None:
     """The main job on the embedded data: starter corpus -> zoo fakes -> detectors -> AUC report."""
     from forensics.cli.demo import DemoOptions, run_demo
 
-    run_demo(DemoOptions(data=data, work=work, reports=reports, fakes_per_generator=fakes))
+    run_demo(DemoOptions(data=data, work=work, reports=reports, fakes_per_generator=fakes,
+                         frames_per_video=frames_per_video))
 
 
 def main() -> None:
