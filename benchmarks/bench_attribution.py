@@ -85,6 +85,7 @@ def render_markdown(result: dict[str, Any]) -> str:
            f"Data: `{result['manifest']}` (sha256 {result['manifest_sha256'][:12]}), {result['image_size'][0]} px; "
            f"train {result['counts']['train']}, val {result['counts']['val']}, test {result['counts']['test']} "
            f"images; classes {', '.join(result['classes'])}.", "",
+           *([result["note"], ""] if result.get("note") else []),
            "Each candidate is a multinomial logistic regression on the named features (`forensics.attribution`), "
            "fitted on the train split; its temperature and its two \"unknown\" thresholds are set on the val split "
            f"(coverage {result['coverage']}). The recommended recipe is the best on *validation* accuracy (mean "
@@ -153,7 +154,7 @@ def open_set(df, data: dict[str, SplitData], features: str, augment: str, args, 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True, help="manifest with train/val/test splits and fakes")
+    ap.add_argument("--data", type=Path, help="manifest with train/val/test splits and fakes (required unless --render)")
     ap.add_argument("--out", type=Path, default=Path("reports/attribution"))
     ap.add_argument("--features", default="dct,spectral,dct+spectral", help="comma-separated feature sets")
     ap.add_argument("--augment", default="none,postproc", help="comma-separated training augmentation presets")
@@ -166,7 +167,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-open-set", action="store_true", help="skip the leave-one-generator-out refits")
     ap.add_argument("--save", type=Path, default=None, help="save the recommended attributor here")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--note", default="", help="Markdown paragraph on how the data and the CNN were made")
+    ap.add_argument("--render", action="store_true",
+                    help="only re-render <out>/attribution.md from <out>/attribution.json (with --note, replace it)")
     args = ap.parse_args(argv)
+    if args.render:
+        result = json.loads((args.out / "attribution.json").read_text())
+        if args.note:
+            result["note"] = args.note
+            write_bytes_atomic(args.out / "attribution.json", (json.dumps(result, indent=2) + "\n").encode())
+        write_bytes_atomic(args.out / "attribution.md", render_markdown(result).encode())
+        print(f"rendered {args.out / 'attribution.md'}")
+        return result
+    if args.data is None:
+        ap.error("--data is required (unless --render)")
     args.perturb = tuple(p for p in args.perturb.split(",") if p)
     t_start = time.perf_counter()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
@@ -222,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "manifest": str(args.data), "manifest_sha256": sha256_file(args.data), "image_size": list(size),
         "counts": {s: len(d.rows) for s, d in data.items()}, "classes": fitted[best["name"]].classes_,
         "coverage": args.coverage, "perturbations": list(args.perturb), "seed": args.seed,
-        "recommended": best["name"], "candidates": candidates, "skipped": skipped,
+        "recommended": best["name"], "candidates": candidates, "skipped": skipped, "note": args.note,
     }
     if not args.no_open_set:
         # The recommended recipe, and the best of every other augmentation preset: augmentation widens each

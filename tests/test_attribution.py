@@ -74,7 +74,8 @@ def test_unseen_class_is_called_unknown_far_more_often(fitted, data):
 
 
 def test_validation_coverage_holds(fitted):
-    assert fitted.val_unknown_rate_ <= 1 - fitted.coverage + 1e-9
+    assert fitted.val_coverage_ >= fitted.coverage
+    assert fitted.val_unknown_rate_ > 0.0  # the thresholds are not set beyond every validation image
     assert fitted.temperature_ >= 1.0 and 0.0 < fitted.threshold_ < 1.0
     assert fitted.n_val_ == 90
 
