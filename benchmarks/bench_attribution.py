@@ -41,6 +41,23 @@ from forensics.evaluate import SplitData, load_images
 from forensics.protocols import describe_protocol, fake_generators, leave_one_generator_out, mask_of
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as run, with the --note text (shown in the report itself) replaced by a placeholder."""
+    shown, skip = [], False
+    for a in argv:
+        if skip:
+            shown.append("'<note>'")
+            skip = False
+        elif a == "--note":
+            shown.append(a)
+            skip = True
+        elif a.startswith("--note="):
+            shown.append("--note='<note>'")
+        else:
+            shown.append(shlex.quote(a))
+    return "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_attribution.py " + " ".join(shown)
+
+
 def fit_candidate(features: str, augment: str, args, data: dict[str, SplitData], cnn: str | None,
                   train_mask: np.ndarray | None = None, val_mask: np.ndarray | None = None
                   ) -> tuple[GeneratorAttributor, float]:
@@ -154,7 +171,7 @@ def open_set(df, data: dict[str, SplitData], features: str, augment: str, args, 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, help="manifest with train/val/test splits and fakes (required unless --render)")
+    ap.add_argument("--data", type=Path, help="manifest with train/val/test splits and fakes (unless --render)")
     ap.add_argument("--out", type=Path, default=Path("reports/attribution"))
     ap.add_argument("--features", default="dct,spectral,dct+spectral", help="comma-separated feature sets")
     ap.add_argument("--augment", default="none,postproc", help="comma-separated training augmentation presets")
@@ -223,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot_confusion_matrix(m, args.out / png, f"{best['name']}, test split, {'clean' if pert == 'none' else pert}")
         best["plots"][pert] = png
         log(f"test {pert}: accuracy {m['accuracy']:.3f} {m.get('accuracy_ci')}, unknown {m['unknown_rate']:.3f}")
-        log("  confusion rows=true " + json.dumps(m["confusion"]["rows"]) + " cols=" + json.dumps(m["confusion"]["cols"]))
+        log(f"  confusion rows=true {json.dumps(m['confusion']['rows'])} cols={json.dumps(m['confusion']['cols'])}")
         for r, row in zip(m["confusion"]["rows"], m["confusion"]["counts"]):
             log(f"    {r:12s} {row}")
     if args.save:
@@ -231,8 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"saved the recommended attributor to {args.save}")
 
     result = {
-        "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_attribution.py "
-                   + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": command_line(argv if argv is not None else sys.argv[1:]),
         "manifest": str(args.data), "manifest_sha256": sha256_file(args.data), "image_size": list(size),
         "counts": {s: len(d.rows) for s, d in data.items()}, "classes": fitted[best["name"]].classes_,
         "coverage": args.coverage, "perturbations": list(args.perturb), "seed": args.seed,

@@ -221,7 +221,8 @@ class GeneratorAttributor:
             raise ValueError(f"{len(images)} images but {labels.size} labels")
         classes = np.unique(labels)
         if REAL not in classes or classes.size < 2:
-            raise ValueError(f"attribution needs reals (label {REAL!r}) and at least one generator, got {list(classes)}")
+            raise ValueError(f"attribution needs reals (label {REAL!r}) and at least one generator, "
+                             f"got {list(classes)}")
         if UNKNOWN in classes:
             raise ValueError(f"{UNKNOWN!r} is the rejection answer and cannot be a class")
         if val_images is None or val_labels is None or len(val_images) == 0:
