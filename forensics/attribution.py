@@ -24,9 +24,11 @@ threshold of its own. The recipe:
    often. `benchmarks/bench_attribution.py` measures how often the rules fire on an unseen generator (leave
    one generator out).
 
-Training augmentation (`augment="postproc"`) buys robustness to re-compression but widens every class's spread,
-which blunts rule (b): measured in `reports/attribution/`, so the default stays "none" and the choice is the
-caller's.
+Defaults, from `reports/attribution/` (zoo fakes at 64 px): "dct" is the best feature set without a CNN
+("spectral" alone is far behind, "dct+spectral" no better than "dct"); with a fitted CNN, "dct+cnn" trained with
+`augment="postproc"` was best on validation and holds up under JPEG-75. That augmentation widens every class's
+spread, which blunts rule (b) (an unseen generator is called "unknown" less often), so the default stays "none"
+and the trade is the caller's.
 
 Without validation images a stratified `val_fraction` of the training images is held out for steps 3-4.
 Images are uint8 RGB `[N,H,W,3]`; they are area-resized to the training size as the detectors do.
