@@ -111,8 +111,14 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """Decode an image file to RGB uint8 `[H,W,3]`."""
     path = Path(path)
     _check_image_file(path)
+    return _decode_image(path, max_pixels, formats=None)
+
+
+def _decode_image(path: Path, max_pixels: int, formats: tuple[str, ...] | None) -> np.ndarray:
+    """Pillow decode with the pixel bound checked on the header first; every failure is a MediaError naming
+    the file. `formats` limits what Pillow may try (None: whatever it recognises)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=formats) as im:
             w, h = im.size  # header only: no pixels decoded yet
             if w * h > max_pixels:
                 raise MediaError(path, f"{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
@@ -122,7 +128,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             arr = np.asarray(im)
     except MediaError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        if formats is None:  # the signature was already checked: unreadable bytes behind it
+            raise MediaError(path, f"corrupt or truncated image ({exc})") from None
+        raise MediaError(path, f"not a recognised image (formats tried: {', '.join(formats)})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(path, f"corrupt or truncated image ({exc})") from None
     except Image.DecompressionBombError as exc:
         raise MediaError(path, f"image too large ({exc})") from None
@@ -310,21 +320,4 @@ def read_image_by_content(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX
     analyst's scan); dataset code keeps `read_image`, which refuses a mismatch."""
     path = Path(path)
     _check_readable_file(path)
-    try:
-        with Image.open(path, formats=CONTENT_IMAGE_FORMATS) as im:
-            w, h = im.size  # header only: no pixels decoded yet
-            if w * h > max_pixels:
-                raise MediaError(path, f"{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
-            if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "1"):
-                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-            im.load()
-            arr = np.asarray(im)
-    except MediaError:
-        raise
-    except UnidentifiedImageError:
-        raise MediaError(path, f"not a recognised image (formats tried: {', '.join(CONTENT_IMAGE_FORMATS)})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(path, f"corrupt or truncated image ({exc})") from None
-    except Image.DecompressionBombError as exc:
-        raise MediaError(path, f"image too large ({exc})") from None
-    return _to_rgb_uint8(arr, path)
+    return _decode_image(path, max_pixels, formats=CONTENT_IMAGE_FORMATS)
