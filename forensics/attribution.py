@@ -36,7 +36,6 @@ Images are uint8 RGB `[N,H,W,3]`; they are area-resized to the training size as 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -349,14 +348,9 @@ class GeneratorAttributor:
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
         """Write `config.json` (params, classes, scalars, versions) + `weights.safetensors` (the head's arrays)."""
-        from safetensors.numpy import save as st_save
-
-        from forensics.data.media import write_bytes_atomic
-        from forensics.detectors.base import versions
+        from forensics.detectors.base import versions, write_checkpoint
 
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         arrays, fitted = {}, {}
         for key, value in vars(self).items():
             if not key.endswith("_") or key.startswith("_"):
@@ -366,22 +360,18 @@ class GeneratorAttributor:
             else:
                 fitted[key] = value
         config = {"format": FORMAT, "params": self.get_params(), "fitted": fitted, "versions": versions()}
-        write_bytes_atomic(directory / WEIGHTS_FILE, st_save(arrays, metadata={"format": FORMAT}))
-        write_bytes_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-        return directory
+        return write_checkpoint(directory, config, arrays)
 
     @classmethod
     def load(cls, directory: str | Path) -> "GeneratorAttributor":
         """Rebuild a saved attributor; refuses other formats and unknown hyperparameters."""
         from safetensors.numpy import load_file
 
+        from forensics.detectors.base import read_checkpoint_config
+
         directory = Path(directory)
         cfg_path = directory / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{directory}: not a saved attributor (no {CONFIG_FILE})")
-        config = json.loads(cfg_path.read_text())
-        if config.get("format") != FORMAT:
-            raise ValueError(f"{cfg_path}: unknown format {config.get('format')!r}, expected {FORMAT!r}")
+        config = read_checkpoint_config(directory, FORMAT, "saved attributor")
         unknown = set(config["params"]) - set(cls._PARAMS)
         if unknown:
             raise ValueError(f"{cfg_path}: unknown hyperparameters {sorted(unknown)}")

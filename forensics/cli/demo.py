@@ -15,8 +15,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from forensics.evaluate import BenchConfig
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "generators" / "checkpoints"
 
@@ -83,7 +87,7 @@ def demo_reals(manifest: Path, frames_per_video: int, seed: int) -> Path:
     return out
 
 
-def demo_bench_config(size: int, seed: int) -> "BenchConfig":
+def demo_bench_config(size: int, seed: int) -> BenchConfig:
     """The recommended recipe: every detector trains on the post-processing chain (both classes alike), the CNN
     sees the 64 px crops upsampled to 128 (its backbone downsamples 32x: at 64 px the last stage is a 2x2 map),
     calibration on post-processed validation faces; leave-one-generator-out models for the linear detectors (a

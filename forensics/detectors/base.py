@@ -109,6 +109,29 @@ def versions() -> dict[str, str]:
     return out
 
 
+def write_checkpoint(directory: str | Path, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """`config.json` + `weights.safetensors` (tagged with the config's format) into `directory`, each atomically."""
+    from safetensors.numpy import save as st_save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(directory / WEIGHTS_FILE, st_save(arrays, metadata={"format": config["format"]}))
+    write_bytes_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    return directory
+
+
+def read_checkpoint_config(directory: str | Path, fmt: str, what: str) -> dict[str, Any]:
+    """The `config.json` of a checkpoint folder, refused unless it exists and declares format `fmt`."""
+    directory = Path(directory)
+    cfg_path = directory / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{directory}: not a {what} (no {CONFIG_FILE})")
+    config = json.loads(cfg_path.read_text())
+    if config.get("format") != fmt:
+        raise ValueError(f"{cfg_path}: unknown format {config.get('format')!r}, expected {fmt!r}")
+    return config
+
+
 class Detector:
     """Base class; subclasses implement `_fit`, `_predict_proba` and (if they hold more than arrays and
     JSON-able values in `*_` attributes) `_extra_tensors` / `_restore_extra`."""
@@ -212,18 +235,12 @@ class Detector:
 
     def save(self, directory: str | Path) -> Path:
         """Write `config.json` + `weights.safetensors` into `directory` (created; files replaced atomically)."""
-        from safetensors.numpy import save as st_save
-
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         meta, arrays = self._fitted_items()
         arrays.update({f"extra.{k}": np.ascontiguousarray(v) for k, v in self._extra_tensors().items()})
         config = {"format": FORMAT, "detector": self.name, "params": self.get_params(), "fitted": meta,
                   "versions": versions()}
-        write_bytes_atomic(directory / WEIGHTS_FILE, st_save(arrays, metadata={"format": FORMAT}))
-        write_bytes_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-        return directory
+        return write_checkpoint(directory, config, arrays)
 
     @classmethod
     def load(cls, directory: str | Path) -> "Detector":
@@ -234,11 +251,7 @@ class Detector:
 
         directory = Path(directory)
         cfg_path = directory / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{directory}: not a saved detector (no {CONFIG_FILE})")
-        config = json.loads(cfg_path.read_text())
-        if config.get("format") != FORMAT:
-            raise ValueError(f"{cfg_path}: unknown format {config.get('format')!r}, expected {FORMAT!r}")
+        config = read_checkpoint_config(directory, FORMAT, "saved detector")
         target = get_class(config["detector"])
         if cls is not Detector and not issubclass(target, cls):
             raise TypeError(f"{directory} holds a {target.__name__}, not a {cls.__name__}")
