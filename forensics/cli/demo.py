@@ -91,8 +91,7 @@ def demo_bench_config(size: int, seed: int) -> BenchConfig:
     """The recommended recipe: every detector trains on the post-processing chain (both classes alike), the CNN
     sees the 64 px crops upsampled to 128 (its backbone downsamples 32x: at 64 px the last stage is a 2x2 map),
     calibration on post-processed validation faces; leave-one-generator-out models for the linear detectors (a
-    CNN per left-out generator would multiply the demo's time: `benchmarks/bench_recipes.py` and the bundle
-    command run it)."""
+    CNN per left-out generator would multiply the demo's time; `forensics detect bench --logo all` runs it)."""
     from forensics.evaluate import BenchConfig
 
     return BenchConfig(
@@ -106,6 +105,8 @@ def demo_bench_config(size: int, seed: int) -> BenchConfig:
 def demo_scan_inputs(data: Path, faceswap_staging: Path, out: Path) -> list[Path]:
     """Held-out files for the closing scan: a real test-split video and still nobody trained on, a JPEG-50 copy
     of that still, and two whole frames whose face the face swap replaced (test-split sources)."""
+    import cv2
+
     from forensics.augment import perturb
     from forensics.data.manifest import read_manifest
     from forensics.data.media import read_image, write_bytes_atomic
@@ -119,8 +120,6 @@ def demo_scan_inputs(data: Path, faceswap_staging: Path, out: Path) -> list[Path
     if len(stills):
         still = ASSETS / json.loads(stills.iloc[0]["postproc"])["source_file"]
         picks.append(still)
-        import cv2
-
         jpeg, _ = perturb(read_image(still), "jpeg50")
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(jpeg, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         copy = out / f"{still.stem}_jpeg50.jpg"
@@ -133,7 +132,7 @@ def demo_scan_inputs(data: Path, faceswap_staging: Path, out: Path) -> list[Path
 
 
 def scan_verdicts(scan_json: Path) -> list[str]:
-    """One line per scanned file: name, verdict, fused P(fake) where there is one."""
+    """One line per scanned file: its name, verdict and the verdict's reasons."""
     files = json.loads(Path(scan_json).read_text())["files"]
     return [f"{Path(f['path']).name}: {f['verdict']}" + (f" (reasons: {'; '.join(f['reasons'])})" if f["reasons"] else "")
             for f in files]
