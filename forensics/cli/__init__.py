@@ -27,7 +27,8 @@ def demo(
     fakes: int = typer.Option(300, help="Fakes per generator (translations and blends: at most one per real)."),
     frames_per_video: int = typer.Option(100, help="Evenly spaced real frames kept per video."),
 ) -> None:
-    """The main job on the embedded data: starter corpus -> zoo fakes -> detectors -> AUC report."""
+    """The main job on the embedded data: starter corpus -> zoo fakes -> calibrated detectors -> AUC report ->
+    scan bundle -> a scan of held-out files."""
     from forensics.cli.demo import DemoOptions, run_demo
 
     run_demo(DemoOptions(data=data, work=work, reports=reports, fakes_per_generator=fakes,
