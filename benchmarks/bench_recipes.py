@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from forensics.augment import CLEAN, PERTURBATIONS  # noqa: E402
-from forensics.calibration import LIKELY_MANIPULATED, Calibrator, DecisionBand  # noqa: E402
+from forensics.bundle.model import FittedCalibration  # noqa: E402
+from forensics.calibration import LIKELY_MANIPULATED  # noqa: E402
 from forensics.evaluate import BenchConfig, load_images, perturbed, run_benchmark  # noqa: E402
 from forensics.metrics import bootstrap_ci, roc_auc  # noqa: E402
 
@@ -67,21 +68,16 @@ class NewRule:
     """Calibrated probabilities; a face is flagged when its verdict is *likely manipulated*; plus the fusion."""
 
     def __init__(self, models: dict, calibration: dict) -> None:
-        from forensics.bundle.model import Fusion
-
         self.models = models
-        self.cal = {n: Calibrator.from_dict(calibration["detectors"][n]["calibration"]) for n in models}
-        self.bands = {n: DecisionBand(**calibration["detectors"][n]["decision"]) for n in models}
-        self.fusion = Fusion.from_dict(calibration["fusion"])
-        self.bands["fused"] = DecisionBand(**calibration["decision"])
+        self.calibration = FittedCalibration.from_dict(calibration)
 
     def scores(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        out = {n: self.cal[n].predict(m.predict_proba(images)) for n, m in self.models.items()}
-        out["fused"] = self.fusion.predict(out)
-        return out
+        scored = self.calibration.apply({n: m.predict_proba(images) for n, m in self.models.items()})
+        return {**scored.calibrated, "fused": scored.fused}
 
     def flagged(self, name: str, scores: np.ndarray) -> np.ndarray:
-        return self.bands[name].verdicts(scores) == LIKELY_MANIPULATED
+        band = self.calibration.decision if name == "fused" else self.calibration.bands[name]
+        return band.verdicts(scores) == LIKELY_MANIPULATED
 
 
 def poisson_swaps(reals: np.ndarray, identities: np.ndarray, seed: int) -> np.ndarray:

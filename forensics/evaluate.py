@@ -187,16 +187,13 @@ def score_calibrated(models: Mapping[str, Any], fitted, images: np.ndarray, rows
     tables = []
     for pert in (CLEAN, *perturbations):
         batch = perturbed(images, rows, pert, seed)
-        calibrated = {}
+        scored = fitted.apply({name: det.predict_proba(batch) for name, det in models.items()})
         for name, det in models.items():
-            raw = det.predict_proba(batch)
-            calibrated[name] = fitted.calibrators[name].predict(raw)
-            tables.append(score_table(raw, rows, name, tag, pert, det.threshold_, calibrated[name],
-                                      fitted.bands[name].verdicts(calibrated[name])))
+            tables.append(score_table(scored.raw[name], rows, name, tag, pert, det.threshold_,
+                                      scored.calibrated[name], np.asarray(scored.detector_verdicts[name])))
         if len(models) > 1:
-            fused = fitted.fusion.predict(calibrated)
-            tables.append(score_table(fused, rows, FUSED, tag, pert, fitted.decision.high, fused,
-                                      fitted.decision.verdicts(fused)))
+            tables.append(score_table(scored.fused, rows, FUSED, tag, pert, fitted.decision.high, scored.fused,
+                                      np.asarray(scored.verdicts)))
     return tables
 
 
@@ -417,10 +414,7 @@ def write_calibration(path: Path, fitted, config: BenchConfig, n_val: int) -> No
         "fitted_on": {"split": "val", "faces": n_val, "perturbations": [CLEAN, *config.perturbations],
                       "rows": n_val * (1 + len(config.perturbations)), "target_fpr": DECISION_FPR,
                       "target_fnr": DECISION_FNR},
-        "detectors": {n: {"calibration": c.to_dict(), "decision": fitted.bands[n].to_dict()}
-                      for n, c in fitted.calibrators.items()},
-        "fusion": fitted.fusion.to_dict(),
-        "decision": fitted.decision.to_dict(),
+        **fitted.to_dict(),
     })
 
 

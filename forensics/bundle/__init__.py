@@ -7,6 +7,7 @@ from forensics.bundle.model import (
     FORMAT,
     BundleError,
     FaceScores,
+    FittedCalibration,
     Fusion,
     ModelBundle,
     bundle_sha256,
@@ -14,5 +15,5 @@ from forensics.bundle.model import (
     save_bundle,
 )
 
-__all__ = ["BUNDLE_FILE", "FORMAT", "BundleError", "FaceScores", "Fusion", "ModelBundle", "bundle_sha256",
+__all__ = ["BUNDLE_FILE", "FORMAT", "BundleError", "FaceScores", "FittedCalibration", "Fusion", "ModelBundle", "bundle_sha256",
            "load_bundle", "save_bundle"]

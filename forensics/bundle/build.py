@@ -39,8 +39,7 @@ def build_bundle_from_arrays(out: str | Path, train: tuple[np.ndarray, np.ndarra
     record = {"calibration_set": {"faces": int(len(val[1])), "perturbations": ["none", *perturbations],
                                   "rows": int(cal.labels.size), "method": method,
                                   "target_fpr": target_fpr, "target_fnr": target_fnr}}
-    return save_bundle(out, models, fitted_cal.calibrators, fitted_cal.bands, fitted_cal.fusion,
-                       fitted_cal.decision, face, {**record, **dict(extra or {})})
+    return save_bundle(out, models, fitted_cal, face, {**record, **dict(extra or {})})
 
 
 def bundle_from_benchmark(bench_dir: str | Path, out: str | Path, detectors: Sequence[str] | None = None,
@@ -50,9 +49,8 @@ def bundle_from_benchmark(bench_dir: str | Path, out: str | Path, detectors: Seq
     import json
 
     import forensics.detectors as registry
-    from forensics.bundle.model import Fusion
     from forensics.bundle.card import write_model_card
-    from forensics.calibration import Calibrator, DecisionBand
+    from forensics.bundle.model import FittedCalibration
 
     bench_dir, out = Path(bench_dir), Path(out)
     cal = json.loads((bench_dir / "calibration.json").read_text())
@@ -61,9 +59,9 @@ def bundle_from_benchmark(bench_dir: str | Path, out: str | Path, detectors: Seq
     missing = sorted(set(names) - set(cal["detectors"]))
     if missing:
         raise ValueError(f"{bench_dir}: no calibrated all-generator model for {missing}")
-    fusion = Fusion.from_dict(cal["fusion"])
-    if set(fusion.detectors) != set(names):
-        raise ValueError(f"{bench_dir}: its fusion combines {sorted(fusion.detectors)}, not {names}; "
+    calibration = FittedCalibration.from_dict(cal)
+    if set(calibration.fusion.detectors) != set(names):
+        raise ValueError(f"{bench_dir}: its fusion combines {sorted(calibration.fusion.detectors)}, not {names}; "
                          "run the benchmark with exactly the bundle's detectors")
     models = {n: registry.load(bench_dir / "models" / f"{n}__all") for n in names}
     extra = {"calibration_set": cal["fitted_on"] | {"method": cal["method"]},
@@ -73,8 +71,6 @@ def bundle_from_benchmark(bench_dir: str | Path, out: str | Path, detectors: Seq
                           "config_sha256": metrics["provenance"]["config_sha256"],
                           "git_commit": metrics["provenance"].get("git_commit")},
              "model_card": "MODEL_CARD.md"}
-    save_bundle(out, models, {n: Calibrator.from_dict(cal["detectors"][n]["calibration"]) for n in names},
-                {n: DecisionBand(**cal["detectors"][n]["decision"]) for n in names}, fusion,
-                DecisionBand(**cal["decision"]), face, extra)
+    save_bundle(out, models, calibration, face, extra)
     write_model_card(out / "MODEL_CARD.md", metrics)
     return out

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from forensics.augment import CLEAN, perturb_batch, stable_seed
-from forensics.bundle.model import Fusion
+from forensics.bundle.model import FittedCalibration, Fusion
 from forensics.calibration import Calibrator, DecisionBand
 
 
@@ -43,14 +43,6 @@ def score_calibration_set(detectors: dict[str, Any], images: np.ndarray, labels:
                           labels=np.tile(np.asarray(labels).astype(np.int64), 1 + len(perturbations)),
                           perturbation=np.asarray(names),
                           sample=np.tile(np.arange(len(images)), 1 + len(perturbations)))
-
-
-@dataclass
-class FittedCalibration:
-    calibrators: dict[str, Calibrator]
-    bands: dict[str, DecisionBand]
-    fusion: Fusion
-    decision: DecisionBand
 
 
 def fit_calibration(cal: CalibrationSet, method: str = "platt", target_fpr: float = 0.05,

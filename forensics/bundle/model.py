@@ -86,19 +86,62 @@ class FaceScores:
         }
 
 
+@dataclass
+class FittedCalibration:
+    """Per-detector calibrations and bands, the fusion and its band: everything between raw scores and verdicts."""
+
+    calibrators: dict[str, Calibrator]
+    bands: dict[str, DecisionBand]
+    fusion: Fusion
+    decision: DecisionBand
+
+    def apply(self, raw: dict[str, np.ndarray]) -> FaceScores:
+        """Raw detector scores ([N] each) -> calibrated probabilities, every detector's verdict, the fused verdict."""
+        calibrated = {n: self.calibrators[n].predict(raw[n]) for n in raw}
+        per_det = {n: self.bands[n].verdicts(calibrated[n]).tolist() for n in raw}
+        fused = self.fusion.predict(calibrated)
+        verdicts = self.decision.verdicts(fused).tolist()
+        disagree = [
+            LIKELY_MANIPULATED in {per_det[n][i] for n in raw} and NO_SIGN in {per_det[n][i] for n in raw}
+            for i in range(len(fused))
+        ]
+        return FaceScores(raw, calibrated, per_det, fused, verdicts, disagree)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The layout of a benchmark's calibration.json (without its `method`/`fitted_on` record)."""
+        return {"detectors": {n: {"calibration": c.to_dict(), "decision": self.bands[n].to_dict()}
+                              for n, c in self.calibrators.items()},
+                "fusion": self.fusion.to_dict(), "decision": self.decision.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FittedCalibration":
+        dets = data["detectors"]
+        return cls({n: Calibrator.from_dict(d["calibration"]) for n, d in dets.items()},
+                   {n: DecisionBand(**d["decision"]) for n, d in dets.items()},
+                   Fusion.from_dict(data["fusion"]), DecisionBand(**data["decision"]))
+
+
 class ModelBundle:
     """A loaded bundle. `score(crops)` for aligned face crops at `face_size`."""
 
     def __init__(self, root: Path, meta: dict[str, Any], detectors: dict[str, Any],
-                 calibrators: dict[str, Calibrator], bands: dict[str, DecisionBand], fusion: Fusion,
-                 decision: DecisionBand) -> None:
+                 calibration: FittedCalibration) -> None:
         self.root = root
         self.meta = meta
         self.detectors = detectors
-        self.calibrators = calibrators
-        self.bands = bands
-        self.fusion = fusion
-        self.decision = decision
+        self.calibration = calibration
+
+    @property
+    def bands(self) -> dict[str, DecisionBand]:
+        return self.calibration.bands
+
+    @property
+    def fusion(self) -> Fusion:
+        return self.calibration.fusion
+
+    @property
+    def decision(self) -> DecisionBand:
+        return self.calibration.decision
 
     @property
     def face_size(self) -> int:
@@ -114,16 +157,7 @@ class ModelBundle:
 
     def score(self, crops: np.ndarray) -> FaceScores:
         """Score aligned face crops.  # [N,S,S,3] uint8 -> FaceScores with [N] arrays"""
-        raw = {n: det.predict_proba(crops) for n, det in self.detectors.items()}
-        calibrated = {n: self.calibrators[n].predict(raw[n]) for n in raw}
-        per_det = {n: self.bands[n].verdicts(calibrated[n]).tolist() for n in raw}
-        fused = self.fusion.predict(calibrated)
-        verdicts = self.decision.verdicts(fused).tolist()
-        disagree = [
-            LIKELY_MANIPULATED in {per_det[n][i] for n in raw} and NO_SIGN in {per_det[n][i] for n in raw}
-            for i in range(len(fused))
-        ]
-        return FaceScores(raw, calibrated, per_det, fused, verdicts, disagree)
+        return self.calibration.apply({n: det.predict_proba(crops) for n, det in self.detectors.items()})
 
 
 def bundle_sha256(root: str | Path) -> str:
@@ -136,8 +170,7 @@ def bundle_sha256(root: str | Path) -> str:
     return digest.hexdigest()
 
 
-def save_bundle(out: str | Path, detectors: dict[str, Any], calibrators: dict[str, Calibrator],
-                bands: dict[str, DecisionBand], fusion: Fusion, decision: DecisionBand,
+def save_bundle(out: str | Path, detectors: dict[str, Any], calibration: FittedCalibration,
                 face: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
     """Write a bundle folder: every detector saved in its own format, the rest in bundle.json."""
     from forensics.data.media import write_bytes_atomic
@@ -146,10 +179,11 @@ def save_bundle(out: str | Path, detectors: dict[str, Any], calibrators: dict[st
     entries = []
     for name, det in sorted(detectors.items()):
         det.save(out / "detectors" / name)
-        entries.append({"name": name, "path": f"detectors/{name}", "calibration": calibrators[name].to_dict(),
-                        "decision": bands[name].to_dict()})
-    meta = {"format": FORMAT, "face": dict(face), "detectors": entries, "fusion": fusion.to_dict(),
-            "decision": decision.to_dict(), **(extra or {})}
+        entries.append({"name": name, "path": f"detectors/{name}",
+                        "calibration": calibration.calibrators[name].to_dict(),
+                        "decision": calibration.bands[name].to_dict()})
+    meta = {"format": FORMAT, "face": dict(face), "detectors": entries, "fusion": calibration.fusion.to_dict(),
+            "decision": calibration.decision.to_dict(), **(extra or {})}
     write_bytes_atomic(out / BUNDLE_FILE, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return out
 
@@ -178,14 +212,15 @@ def load_bundle(root: str | Path) -> ModelBundle:
             detectors[name] = registry.load(det_dir)
             calibrators[name] = Calibrator.from_dict(entry["calibration"])
             bands[name] = DecisionBand(**entry["decision"])
-        fusion = Fusion.from_dict(meta["fusion"])
-        decision = DecisionBand(**meta["decision"])
+        calibration = FittedCalibration(calibrators, bands, Fusion.from_dict(meta["fusion"]),
+                                        DecisionBand(**meta["decision"]))
         face = meta["face"]
         int(face["size"]), float(face["margin"])
     except BundleError:
         raise
     except (KeyError, TypeError, ValueError, FileNotFoundError, OSError) as exc:
         raise BundleError(f"{root}: broken bundle ({type(exc).__name__}: {exc})") from exc
-    if set(fusion.detectors) != set(detectors):
-        raise BundleError(f"{path}: fusion uses {sorted(fusion.detectors)} but the bundle has {sorted(detectors)}")
-    return ModelBundle(root, meta, detectors, calibrators, bands, fusion, decision)
+    used = calibration.fusion.detectors
+    if set(used) != set(detectors):
+        raise BundleError(f"{path}: fusion uses {sorted(used)} but the bundle has {sorted(detectors)}")
+    return ModelBundle(root, meta, detectors, calibration)
