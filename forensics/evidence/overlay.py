@@ -65,3 +65,57 @@ def overlay_png(crop_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> 
 def heat_png(heat: np.ndarray) -> bytes:
     """PNG bytes of the map alone in the shared colours, at its own size (long side <= 512 px)."""
     return encode_png(_fit_side(colorize(heat)))
+
+
+# ---------------------------------------------------------------------------- where on the aligned face
+# Every crop is aligned to the same five-point template (forensics.data.faces), so fixed regions of the crop are
+# the same parts of every face. The face ellipse is a rough skin area drawn from the template: centred between
+# the eyes and the mouth a little above their midpoint (faces run higher to the hairline than to the chin),
+# 1.0 inter-ocular distance wide on each side and 1.2 eye-to-mouth distances tall on each side.
+FACE_ELLIPSE_WIDTH = 1.0  # semi-axis, in inter-ocular distances
+FACE_ELLIPSE_HEIGHT = 1.2  # semi-axis, in eye-to-mouth distances
+BORDER_BAND = 0.125  # the crop's outer band (context around the face), as a fraction of its side
+FEATURE_RADIUS = 0.4  # a point this close to a landmark (inter-ocular distances) is "on" that feature
+
+
+def face_points(size: int, margin: float = 0.25) -> dict[str, np.ndarray]:
+    """Where the template's eyes, nose and mouth centre land in an aligned crop of `size`.  # name -> [2] (x, y)"""
+    from forensics.data.faces import LANDMARK_NAMES, template_points
+
+    pts = dict(zip(LANDMARK_NAMES, template_points(size, margin)))
+    return {"left_eye": pts["left_eye"], "right_eye": pts["right_eye"], "nose": pts["nose"],
+            "mouth": (pts["mouth_left"] + pts["mouth_right"]) / 2.0}
+
+
+def face_ellipse_mask(size: int, margin: float = 0.25) -> np.ndarray:
+    """True inside the face ellipse of an aligned crop.  # -> [S,S] bool"""
+    p = face_points(size, margin)
+    eyes = (p["left_eye"] + p["right_eye"]) / 2.0
+    iod = float(np.linalg.norm(p["right_eye"] - p["left_eye"]))
+    eye_mouth = float(p["mouth"][1] - eyes[1])
+    cx, cy = eyes[0], eyes[1] + 0.25 * eye_mouth
+    a, b = FACE_ELLIPSE_WIDTH * iod, FACE_ELLIPSE_HEIGHT * eye_mouth
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5  # pixel centres
+    return ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1.0
+
+
+def border_band_mask(size: int, margin: float = 0.25) -> np.ndarray:
+    """True in the crop's outer band (BORDER_BAND of the side) outside the face ellipse.  # -> [S,S] bool"""
+    width = max(1, round(BORDER_BAND * size))
+    band = np.ones((size, size), bool)
+    band[width:size - width, width:size - width] = False
+    return band & ~face_ellipse_mask(size, margin)
+
+
+def face_region_at(x: float, y: float, size: int, margin: float = 0.25) -> str:
+    """Name the part of an aligned face at crop pixel (x, y): left_eye / right_eye / nose / mouth when within
+    FEATURE_RADIUS of it (image-left eye first, as the template), else face_other inside the face ellipse, else
+    outside_face."""
+    p = face_points(size, margin)
+    iod = float(np.linalg.norm(p["right_eye"] - p["left_eye"]))
+    dist = {name: float(np.hypot(x - pt[0], y - pt[1])) for name, pt in p.items()}
+    nearest = min(dist, key=dist.get)
+    if dist[nearest] <= FEATURE_RADIUS * iod:
+        return nearest
+    xi, yi = min(max(int(x), 0), size - 1), min(max(int(y), 0), size - 1)
+    return "face_other" if face_ellipse_mask(size, margin)[yi, xi] else "outside_face"
