@@ -26,6 +26,8 @@ def scan_command(
     detect_side: int = typer.Option(480, "--detect-side", min=32, help="Long side (px) of the copy face "
                                     "detection sees (never so small that a --min-face face is missed)."),
     device: str = typer.Option("cpu", "--device", help="Face detector device: cpu | cuda | auto."),
+    evidence: bool = typer.Option(False, "--evidence/--no-evidence", help="Metadata, JPEG history, Content "
+                                  "Credentials, Grad-CAM/noise/mask maps, spectra and the agreement table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Scan photos and videos for signs of face manipulation: a self-contained report.html, scan.json, summary.csv."""
@@ -34,7 +36,7 @@ def scan_command(
 
     try:
         settings = ScanSettings(every=every, max_frames=max_frames, min_face=min_face, detect_side=detect_side,
-                                device=device)
+                                device=device, evidence=evidence)
         outcome = run_scan(paths, out, model, settings, resume=resume, progress=progress, log=typer.echo)
     except (ScanSetupError, ValueError) as exc:
         typer.echo(f"forensics scan: {exc}", err=True)

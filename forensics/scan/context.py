@@ -19,10 +19,15 @@ class ScanContext:
     settings: ScanSettings
     rules: AbstainRules
     timer: StageTimer = field(default_factory=StageTimer)
+    evidence: Any = None  # forensics.scan.evidence.EvidenceKit, None when the scan runs without evidence
 
     @property
     def band(self) -> tuple[float, float]:
         return (self.bundle.decision.low, self.bundle.decision.high)
+
+    @property
+    def detector_names(self) -> list[str]:
+        return [e["name"] for e in self.bundle.meta["detectors"]]
 
     def score(self, crops: np.ndarray):
         """The bundle's scores of aligned crops.  # [N,S,S,3] uint8 -> FaceScores"""
@@ -45,4 +50,9 @@ def make_context(bundle: Any, settings: ScanSettings, timer: StageTimer | None =
     detector = FaceDetector(min_score=settings.min_detection_score, device=settings.device)
     rules = AbstainRules(min_face=settings.min_face, heavy_jpeg_quality=calibrated_jpeg_floor(bundle.meta))
     finder = FaceFinder(detector, settings.detect_side, settings.min_face)
-    return ScanContext(bundle, finder, settings, rules, timer or StageTimer())
+    kit = None
+    if settings.evidence:
+        from forensics.scan.evidence import EvidenceKit
+
+        kit = EvidenceKit.load(bundle)
+    return ScanContext(bundle, finder, settings, rules, timer or StageTimer(), kit)

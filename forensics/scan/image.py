@@ -66,5 +66,10 @@ def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     media = {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "jpeg": jpeg}
     fields = {"media": media, "faces": out_faces, "video": None, "verdict": verdict,
               "probability": None if probability is None else sig(probability), "reasons": reasons,
-              "thumbnail": f"{asset_dir}/thumb.jpg"}
+              "thumbnail": f"{asset_dir}/thumb.jpg", "evidence": {}}
+    if ctx.evidence is not None:
+        from forensics.scan.evidence import attach_evidence
+
+        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, "image", fmt, rgb, crops,
+                        ctx.detector_names, ctx.timer)
     return Analysis(fields, assets)

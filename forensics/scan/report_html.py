@@ -2,29 +2,26 @@
 external reference), rendered with jinja2 (autoescaped) from scan.json and the pictures beside it.
 
 Sections per file: identity and integrity, thumbnail with face boxes coloured by score, the video timeline and
-most suspicious frames, and every face or track with every detector's score and calibration. Later evidence
-(`file["evidence"][name]`) is rendered by the function registered in EVIDENCE_RENDERERS under its name, or
-as a plain key/value table when none is.
+most suspicious frames, every face or track with every detector's score and calibration and its where-maps,
+then the file's evidence with the agreement table first (`forensics.scan.report_evidence`).
 """
 from __future__ import annotations
 
 import base64
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from forensics.calibration import INCONCLUSIVE, LIKELY_MANIPULATED, NO_SIGN
 from forensics.data.media import write_bytes_atomic
 from forensics.scan.assets import score_hex
+from forensics.scan.report_evidence import face_evidence_html, file_evidence_html
 
 TEMPLATES = Path(__file__).with_name("templates")
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-# name -> function(section dict) -> HTML fragment (trusted markup; escape what comes from files)
-EVIDENCE_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -43,14 +40,6 @@ def _clock(seconds: float) -> str:
 def _verdict_class(verdict: str | None) -> str:
     classes = {LIKELY_MANIPULATED: "v-likely", INCONCLUSIVE: "v-inconclusive", NO_SIGN: "v-clean"}
     return classes.get(verdict or "", "v-none")
-
-
-def _generic_evidence(section: Any) -> str:
-    if isinstance(section, dict):
-        cells = ((escape(k), escape(json.dumps(v, sort_keys=True)[:2000])) for k, v in sorted(section.items()))
-        rows = "".join(f'<tr><th>{k}</th><td class="mono">{v}</td></tr>' for k, v in cells)
-        return f"<table>{rows}</table>"
-    return f"<pre class=\"mono\">{escape(json.dumps(section, indent=1, sort_keys=True)[:20000])}</pre>"
 
 
 class _Embedder:
@@ -94,19 +83,18 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
     fusion_text = (f"stacked logistic over calibrated logits: intercept {_fmt(fusion.intercept)}, "
                    + ", ".join(f"{n} {_fmt(c)}" for n, c in zip(fusion.detectors, fusion.coef)))
 
-    def render_evidence(name: str, section: Any) -> Markup:
-        renderer = EVIDENCE_RENDERERS.get(name)
-        return Markup(renderer(section) if renderer else _generic_evidence(section))
+    embed = _Embedder(Path(out))
 
     template = env.get_template("report.html.j2")
     return template.render(
         schema=doc["schema"], custody=doc["custody"], summary=doc["summary"], files=doc["files"],
         band=(bundle.decision.low, bundle.decision.high), fmt=_fmt, clock=_clock, colour=score_hex,
-        verdict_class=_verdict_class, embed=_Embedder(Path(out)), calibration_text=calibration_text,
+        verdict_class=_verdict_class, embed=embed, calibration_text=calibration_text,
         calibration_json=calibration_json, band_text=band_text, fusion_text=fusion_text,
         fused_note=f"stacked, ({_fmt(bundle.decision.low)}, {_fmt(bundle.decision.high)}]",
         parent=lambda p: Path(p).parent.name + "/",
-        render_evidence=render_evidence)
+        file_evidence=lambda evidence: Markup(file_evidence_html(evidence, embed)),
+        face_evidence=lambda evidence: Markup(face_evidence_html(evidence, embed)))
 
 
 def write_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> Path:

@@ -253,5 +253,11 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     media = {"width": stream.width, "height": stream.height, "jpeg": None}
     fields = {"media": media, "faces": units, "video": video, "verdict": verdict,
               "probability": None if probability is None else sig(probability), "reasons": reasons,
-              "thumbnail": f"{asset_dir}/thumb.jpg" if acc.thumb is not None else None}
+              "thumbnail": f"{asset_dir}/thumb.jpg" if acc.thumb is not None else None, "evidence": {}}
+    if ctx.evidence is not None:
+        from forensics.scan.evidence import attach_evidence
+
+        peaks = np.stack([acc.tracks[u["track"]].peak[2] for u in units]) if units else np.zeros((0, 1, 1, 3), np.uint8)
+        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, "video", fmt, None, peaks,
+                        ctx.detector_names, ctx.timer)
     return Analysis(fields, assets)

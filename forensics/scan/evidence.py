@@ -1,0 +1,162 @@
+"""The scan's evidence step: every `forensics.evidence` part run on a file and its faces, as scan.json sections.
+
+File sections (metadata, JPEG history, Content Credentials for images; container facts and Content Credentials
+for videos) go under the file's `evidence`; face sections (Grad-CAM, noise residual, spectrum, predicted mask)
+under each still face's or video track's `evidence` (a track's are computed on its most suspicious frame, the
+crop the report shows). Then the agreement table puts every signal side by side (`evidence.agreement`).
+
+Each section in scan.json is the part's own fields plus `signal` (its stance, or null) and `pictures` (its
+PNGs, relative to the scan folder). A part that fails on a file (a bug, an unforeseen decoder error) gives a
+section with an `error` and no stance, and the rest of the file's analysis stands.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.evidence.agreement import agreement_table
+from forensics.evidence.section import NO_INFORMATION, NO_SIGN, SUGGESTS_MANIPULATION, Section, Signal
+from forensics.scan.timing import StageTimer
+
+
+@dataclass
+class EvidenceKit:
+    """The parts that need a model or a reference from the bundle, loaded once per scan (None: not in it)."""
+
+    gradcam: Any | None  # forensics.evidence.gradcam.GradCamExplainer
+    mask_head: Any | None  # forensics.evidence.mask_head.MaskHead
+    spectrum_reference: Any | None  # forensics.evidence.spectrum.SpectrumReference
+
+    @classmethod
+    def load(cls, bundle: Any) -> "EvidenceKit":
+        from forensics.evidence.gradcam import GradCamExplainer
+        from forensics.evidence.mask_head import MaskHead
+        from forensics.evidence.spectrum import load_spectrum_reference
+
+        root = Path(bundle.root)
+        return cls(gradcam=GradCamExplainer.from_bundle(bundle), mask_head=MaskHead.load(root),
+                   spectrum_reference=load_spectrum_reference(root))
+
+
+def error_section(name: str, where: str, exc: Exception) -> Section:
+    traceback.print_exc(file=sys.stderr)
+    return Section(name, {"error": f"{where}: {name} evidence failed ({type(exc).__name__}: {exc})"},
+                   signal=Signal(NO_INFORMATION, f"{name} could not be computed"))
+
+
+def guarded(name: str, where: str, make: Callable[[], Section]) -> Section:
+    """`make()`, or an error section naming the file: one failing part never costs the file its analysis."""
+    try:
+        return make()
+    except Exception as exc:  # noqa: BLE001 - any failure of one evidence part is reported, not raised
+        return error_section(name, where, exc)
+
+
+def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None) -> list[Section]:
+    """Sections about the file itself. `rgb`: the decoded image (None for a video)."""
+    from forensics.evidence.container import video_container_section
+    from forensics.evidence.jpeg import jpeg_history_section
+    from forensics.evidence.metadata import image_metadata_section
+    from forensics.evidence.provenance import content_credentials_section
+
+    where = str(path)
+    if kind == "image":
+        assert rgb is not None
+        parts = [("metadata", lambda: image_metadata_section(path, rgb)),
+                 ("jpeg", lambda: jpeg_history_section(path, rgb))]
+    else:
+        parts = [("container", lambda: video_container_section(path))]
+    parts.append(("c2pa", lambda: content_credentials_section(path)))
+    return [guarded(name, where, make) for name, make in parts]
+
+
+def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], where: str) -> list[list[Section]]:
+    """Sections for each aligned crop ([N,S,S,3] uint8); `names` prefix their pictures ("face-1", "track-2")."""
+    from forensics.evidence.mask_head import mask_section
+    from forensics.evidence.noise import noise_residual_section
+    from forensics.evidence.spectrum import spectrum_section
+
+    if len(crops) == 0:
+        return []
+    out: list[list[Section]] = [[] for _ in names]
+    if kit.gradcam is not None:
+        try:
+            for i, section in enumerate(kit.gradcam.sections(crops, names)):
+                out[i].append(section)
+        except Exception as exc:  # noqa: BLE001
+            failed = error_section("gradcam", where, exc)
+            for sections in out:
+                sections.append(failed)
+    masks: np.ndarray | Exception | None = None
+    if kit.mask_head is not None:
+        try:
+            masks = kit.mask_head.predict(crops)  # [N,S,S]
+        except Exception as exc:  # noqa: BLE001
+            masks = exc
+    for i, (crop, name) in enumerate(zip(crops, names)):
+        out[i].append(guarded("noise", where, lambda: noise_residual_section(crop, name)))
+        if kit.spectrum_reference is not None:
+            out[i].append(guarded("spectrum", where, lambda: spectrum_section(crop, name, kit.spectrum_reference)))
+        if isinstance(masks, Exception):
+            out[i].append(error_section("mask", where, masks))
+        elif masks is not None:
+            out[i].append(guarded("mask", where, lambda: mask_section(crop, masks[i], name)))
+    return out
+
+
+def section_json(section: Section, asset_dir: str) -> dict[str, Any]:
+    """The section as scan.json holds it: its fields, its stance, its pictures' paths."""
+    return {**section.fields, "signal": None if section.signal is None else section.signal.to_dict(),
+            "pictures": [f"{asset_dir}/{n}" for n in sorted(section.assets)]}
+
+
+def add_assets(assets: dict[str, bytes], sections: Sequence[Section]) -> None:
+    for s in sections:
+        for name, data in s.assets.items():
+            if name in assets:
+                raise ValueError(f"evidence picture {name!r} of section {s.name!r} would overwrite another picture")
+            assets[name] = data
+
+
+def faces_signal(name: str, per_unit: Sequence[tuple[str, Section]]) -> Signal | None:
+    """One face-level section over a file's faces: any face suggesting manipulation speaks for the file."""
+    signals = [(unit, s.signal) for unit, s in per_unit if s.name == name and s.signal is not None]
+    if not signals:
+        return None
+    for stance in (SUGGESTS_MANIPULATION, NO_SIGN):
+        hits = [(unit, sig) for unit, sig in signals if sig.stance == stance]
+        if hits:
+            unit, sig = hits[0]
+            more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
+            return Signal(stance, f"{unit}: {sig.reason}{more}")
+    return Signal(NO_INFORMATION, signals[0][1].reason)
+
+
+def attach_evidence(fields: dict[str, Any], assets: dict[str, bytes], asset_dir: str, kit: EvidenceKit,
+                    path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
+                    unit_crops: np.ndarray, detectors: Sequence[str], timer: StageTimer) -> None:
+    """Run every part and put its sections into `fields` (the file's and each unit's `evidence`) and `assets`.
+
+    `unit_crops`: one crop per entry of fields["faces"] (a still face, or a video track's peak frame)."""
+    units = fields["faces"]
+    with timer.stage("evidence"):
+        per_unit = face_sections(kit, unit_crops, [u["id"].replace(" ", "-") for u in units], str(path))
+        flat: list[tuple[str, Section]] = []
+        for unit, sections in zip(units, per_unit):
+            add_assets(assets, sections)
+            unit["evidence"] = {s.name: section_json(s, asset_dir) for s in sections}
+            flat.extend((unit["id"], s) for s in sections)
+        on_file = file_sections(path, kind, fmt, rgb)
+        add_assets(assets, on_file)
+        evidence = {s.name: section_json(s, asset_dir) for s in on_file}
+        signals: dict[str, Signal | None] = {s.name: s.signal for s in on_file}
+        for name in dict.fromkeys(s.name for _, s in flat):
+            signals[name] = faces_signal(name, flat)
+        evidence["agreement"] = agreement_table(fields, detectors, signals)
+        fields["evidence"] = evidence
