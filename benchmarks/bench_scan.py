@@ -33,6 +33,7 @@ STILLS = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-p
           "grace_hopper.jpg", "astronaut.png", "multi_face.jpg")
 VIDEO_TARGET_FPS = 30.0
 PHOTO_TARGET = 5.0
+EVIDENCE_RATIO_TARGET = 0.8  # throughput with the evidence sections >= 80% of without (issue #13)
 STAGES = ("decode", "detect", "track", "align", "score", "temporal")
 
 
@@ -124,6 +125,43 @@ def video_run(ctx, out: Path, every: int, max_frames: int | None) -> dict:
             "faces": sum(u["frames"] for u in entry["faces"]), "tracks": len(entry["faces"])}
 
 
+def evidence_cost(bundle, settings, photos: list[Path], out: Path, video_frames: int, repeats: int) -> dict:
+    """Photos and the clip through `analyse_file` without and with the evidence sections, alternating file by file
+    (off, on, off, on, ...) so that a change in the machine's load hits both alike. The without-evidence run is
+    the scan as it was before the evidence step (the same code with `evidence=False`)."""
+    from dataclasses import replace
+
+    from forensics.scan.context import make_context
+
+    ctxs = {mode: make_context(bundle, replace(settings, evidence=mode == "on")) for mode in ("off", "on")}
+    for mode, ctx in ctxs.items():  # warm-up: imports, Grad-CAM hooks, first-call allocations
+        time_file(photos[0], ctx, out / f"warm-{mode}")
+    totals = {mode: {"photo_wall": 0.0, "photo_cpu": 0.0, "video_wall": 0.0, "video_cpu": 0.0, "frames": 0,
+                     "evidence_cpu": 0.0} for mode in ctxs}
+    for r in range(repeats):
+        for i, p in enumerate(photos):
+            for mode in (("off", "on") if (i + r) % 2 == 0 else ("on", "off")):
+                wall, cpu, stages, _ = time_file(p, ctxs[mode], out / mode)
+                totals[mode]["photo_wall"] += wall
+                totals[mode]["photo_cpu"] += cpu
+                totals[mode]["evidence_cpu"] += stages.get("evidence", 0.0)
+        for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
+            ctxs[mode].settings = replace(ctxs[mode].settings, max_frames=video_frames)
+            wall, cpu, _, entry = time_file(CLIP, ctxs[mode], out / f"v-{mode}")
+            totals[mode]["video_wall"] += wall
+            totals[mode]["video_cpu"] += cpu
+            totals[mode]["frames"] += entry["video"]["frames_analysed"]
+            ctxs[mode].settings = replace(ctxs[mode].settings, max_frames=None)
+    n = len(photos) * repeats
+    rates = {mode: {"photos_per_s": n / t["photo_wall"], "photos_per_cpu_s": n / t["photo_cpu"],
+                    "frames_per_s": t["frames"] / t["video_wall"], "frames_per_cpu_s": t["frames"] / t["video_cpu"],
+                    "evidence_cpu_ms_per_photo": 1000 * t["evidence_cpu"] / n} for mode, t in totals.items()}
+    ratios = {k: rates["on"][k] / rates["off"][k]
+              for k in ("photos_per_s", "photos_per_cpu_s", "frames_per_s", "frames_per_cpu_s")}
+    return {"photos": n, "video_frames": totals["on"]["frames"] // repeats, "repeats": repeats, "off": rates["off"],
+            "on": rates["on"], "ratios": ratios, "target": EVIDENCE_RATIO_TARGET}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="model bundle (default: shipped, else a stand-in)")
@@ -133,6 +171,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "scan_throughput.md")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_scan")
     ap.add_argument("--ranks", type=int, default=2, help="processes for the sharded photo scan (torchrun); 1: skip")
+    ap.add_argument("--evidence-repeats", type=int, default=2, help="rounds of the with/without-evidence comparison")
+    ap.add_argument("--evidence-frames", type=int, default=240, help="clip frames per round of that comparison")
     args = ap.parse_args()
 
     import torch
@@ -177,6 +217,8 @@ def main() -> None:
         sizes = [tuple(int(v) for v in __import__("PIL.Image", fromlist=["Image"]).open(p).size) for p in photos]
         sharded = (sharded_photo_rate(tmp / "photos", bundle_dir, args.ranks, tmp / "sharded")
                    if args.ranks > 1 else None)
+        evidence = evidence_cost(bundle, settings, photos, tmp / "evidence", args.evidence_frames,
+                                 args.evidence_repeats)
     load_end = os.getloadavg()
     photos_per_s = len(photos) / sum(photo_walls)
     result = {
@@ -190,6 +232,7 @@ def main() -> None:
                    "per_cpu_s": len(photos) / sum(photo_cpu),
                    "cpu_ms_per_photo": {k: 1000 * v / len(photos) for k, v in sorted(photo_stages.items())},
                    "end_to_end_per_s": len(photos) / e2e, "end_to_end_s": e2e, "sharded": sharded},
+        "evidence_cost": evidence,
         "targets": {"video_fps": VIDEO_TARGET_FPS, "photos_per_s": PHOTO_TARGET},
     }
     write_report(result, args.out)
@@ -204,6 +247,10 @@ def main() -> None:
           f"{len(photos) / e2e:.2f}/s end to end"
           + (f", {sharded['per_s']:.2f}/s with {sharded['ranks']} torchrun processes" if sharded else "")
           + f" (target {PHOTO_TARGET:.0f}: {'met' if best >= PHOTO_TARGET else 'not met'})")
+    ev = result["evidence_cost"]
+    print("with evidence / without (same run, alternating): photos/s x{photos_per_s:.2f} (CPU x{photos_per_cpu_s:.2f}), "
+          "video frames/s x{frames_per_s:.2f} (CPU x{frames_per_cpu_s:.2f})".format(**ev["ratios"])
+          + f"; target >= {EVIDENCE_RATIO_TARGET:.2f}")
     print(f"load average {load_start} -> {load_end}; wrote {args.out}")
 
 
@@ -265,11 +312,42 @@ def write_report(r: dict, path: Path) -> None:
         + f". Target {pt:.0f} photos/s (wall clock, best of the rows measured in this run: {best:.2f}): "
         f"**{'met' if best >= pt else 'not met'}**.",
         "",
+    ]
+    lines += evidence_lines(r["evidence_cost"])
+    lines += [
         "Raw figures: `reports/scan_throughput.json`.",
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def evidence_lines(e: dict) -> list[str]:
+    off, on, ratio = e["off"], e["on"], e["ratios"]
+    met = all(v >= e["target"] for v in ratio.values())
+    return [
+        "## The cost of the evidence sections",
+        "",
+        f"The same files without and with the evidence sections (metadata, JPEG history, C2PA, Grad-CAM, noise, "
+        f"spectrum and mask maps, the agreement table), alternating file by file, {e['repeats']} rounds: "
+        f"{e['photos']} photos and {e['video_frames']} clip frames per mode per round. Without evidence is the scan "
+        "as it was before the evidence step.",
+        "",
+        "| measure | without evidence | with evidence | ratio |",
+        "|---|---|---|---|",
+        f"| 1-MP photos/s (wall) | {off['photos_per_s']:.2f} | {on['photos_per_s']:.2f} | "
+        f"**{ratio['photos_per_s']:.2f}** |",
+        f"| photos per CPU-second | {off['photos_per_cpu_s']:.2f} | {on['photos_per_cpu_s']:.2f} | "
+        f"**{ratio['photos_per_cpu_s']:.2f}** |",
+        f"| video frames/s (wall) | {off['frames_per_s']:.1f} | {on['frames_per_s']:.1f} | "
+        f"**{ratio['frames_per_s']:.2f}** |",
+        f"| video frames per CPU-second | {off['frames_per_cpu_s']:.1f} | {on['frames_per_cpu_s']:.1f} | "
+        f"**{ratio['frames_per_cpu_s']:.2f}** |",
+        "",
+        f"Evidence stage: {on['evidence_cpu_ms_per_photo']:.1f} CPU ms per photo. Target: with evidence >= "
+        f"{e['target']:.0%} of without: **{'met' if met else 'not met'}** (every row).",
+        "",
+    ]
 
 
 if __name__ == "__main__":
