@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
@@ -61,10 +61,11 @@ def encoder_versions() -> dict[str, str | None]:
             "libjpeg": features.version_codec("jpg")}
 
 
-def _read_header_and_luma(path: Path) -> tuple[dict[str, Any], dict[int, np.ndarray], np.ndarray | None]:
+def read_jpeg_luma(source: str | os.PathLike | BinaryIO) -> tuple[dict[str, Any], dict[int, np.ndarray], np.ndarray | None]:
     """Header facts, quantization tables, and the decoded luma plane [H,W] uint8 (None for CMYK/odd
-    layouts). Decodes Y only: libjpeg skips the chroma, and the values are the codec's own, not RGB->Y."""
-    with Image.open(path, formats=["JPEG"]) as im:
+    layouts) of a JPEG file or file object. Decodes Y only: libjpeg skips the chroma, and the values are the
+    codec's own, not a rounded RGB->Y."""
+    with Image.open(source, formats=["JPEG"]) as im:
         tables = read_tables(getattr(im, "quantization", None))
         sampling = JpegImagePlugin.get_sampling(im) if im.mode != "L" else None
         facts = {"subsampling": "grayscale" if im.mode == "L" else _SUBSAMPLING.get(sampling, "unknown"),
@@ -85,7 +86,7 @@ def _tables_fields(tables: dict[int, np.ndarray]) -> dict[str, Any]:
             "table_kind": match["kind"]}
 
 
-def _double_fields(luma: np.ndarray | None, tables: dict[int, np.ndarray]) -> dict[str, Any]:
+def double_fields(luma: np.ndarray | None, tables: dict[int, np.ndarray]) -> dict[str, Any]:
     blocks = 0 if luma is None else (luma.shape[0] // 8) * (luma.shape[1] // 8)
     out: dict[str, Any] = {"score": None, "threshold": DOUBLE_JPEG_THRESHOLD, "detected": False,
                            "q1_estimate": None, "q2": None, "frequencies": 0, "blocks": int(blocks),
@@ -138,10 +139,10 @@ def jpeg_history_section(path: str | os.PathLike, rgb: np.ndarray | None,
         return Section("jpeg", {"applicable": False})
     fields: dict[str, Any] = {"applicable": True, "encoder": encoder_versions()}
     try:
-        facts, tables, luma = _read_header_and_luma(path)
+        facts, tables, luma = read_jpeg_luma(path)
         fields.update(_tables_fields(tables))
         fields.update(facts)
-        double = _double_fields(luma, tables)
+        double = double_fields(luma, tables)
         fields["double_compression"] = double
         if rgb is None:
             with Image.open(path, formats=["JPEG"]) as im:
