@@ -171,6 +171,7 @@ def bench_cmd(
     """Run the benchmark (train, calibrate, score clean + perturbed, leave-one-generator-out, cross-generator) and
     write the report."""
     from forensics.evaluate import BenchConfig, run_benchmark
+    from forensics.jobs import OutputLockedError, OutputWriteError, output_errors, output_lock
     from forensics.report import write_report
 
     dets = tuple(_split_list(detectors))
@@ -181,8 +182,13 @@ def bench_cmd(
         cross_generator_detectors=tuple(_split_list(cross_detectors)) if cross_detectors else None,
         logo_detectors=None if logo == "all" else tuple(_split_list(logo)), calibration=calibration,
         image_size=image_size, max_train_per_class=max_train_per_class, n_boot=n_boot, seed=seed)
-    run_benchmark(data, out, config, resume=not fresh, log=typer.echo)
-    typer.echo(f"report: {write_report(out, html=html)}")
+    try:  # the report is part of the job: one lock over both
+        with output_lock(out, log=typer.echo), output_errors(out):
+            run_benchmark(data, out, config, resume=not fresh, log=typer.echo)
+            typer.echo(f"report: {write_report(out, html=html)}")
+    except (OutputLockedError, OutputWriteError) as exc:
+        typer.echo(f"forensics detect bench: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @detect_app.command("bundle")
