@@ -189,27 +189,43 @@ def save_bundle(out: str | Path, detectors: dict[str, Any], calibration: FittedC
 
 
 def load_bundle(root: str | Path) -> ModelBundle:
-    """Load and check a bundle; a missing file or an inconsistent record raises BundleError naming it."""
+    """Load and check a bundle; a missing file, a path or symlink leading out of the folder, a corrupt or pickled
+    weights file, or an inconsistent record raises BundleError naming it, before any tensor is used."""
     import forensics.detectors as registry
+    from forensics.bundle.verify import check_bundle_tree, detector_folder
+    from forensics.modelfiles import CheckpointError, check_finite_numbers, read_json_object
 
     root = Path(root)
     path = root / BUNDLE_FILE
     if not path.is_file():
         raise BundleError(f"{root}: not a model bundle (no {BUNDLE_FILE})")
+    check_bundle_tree(root)
     try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+        meta = read_json_object(path, what="bundle record")
+    except CheckpointError as exc:
+        raise BundleError(str(exc)) from None
     if meta.get("format") != FORMAT:
         raise BundleError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    missing = [k for k in ("detectors", "fusion", "decision", "face") if k not in meta]
+    if missing:
+        raise BundleError(f"{path}: bundle record lacks {missing}")
+    if not isinstance(meta["detectors"], list) or not meta["detectors"]:
+        raise BundleError(f"{path}: 'detectors' must be a non-empty list")
     try:
+        for key in ("fusion", "decision", "face"):
+            check_finite_numbers(path, meta[key], key)
+        for i, entry in enumerate(meta["detectors"]):
+            check_finite_numbers(path, entry.get("calibration") if isinstance(entry, dict) else None,
+                                 f"detectors[{i}].calibration")
+            check_finite_numbers(path, entry.get("decision") if isinstance(entry, dict) else None,
+                                 f"detectors[{i}].decision")
         detectors, calibrators, bands = {}, {}, {}
         for entry in meta["detectors"]:
-            name = entry["name"]
-            det_dir = (root / entry["path"]).resolve()
-            if root.resolve() not in det_dir.parents:
-                raise BundleError(f"{path}: detector path {entry['path']!r} leaves the bundle")
-            detectors[name] = registry.load(det_dir)
+            name, det_dir = detector_folder(root, entry, path)
+            try:
+                detectors[name] = registry.load(det_dir)
+            except (CheckpointError, FileNotFoundError, TypeError) as exc:
+                raise BundleError(f"detector {name!r} of bundle {root}: {exc}") from None
             calibrators[name] = Calibrator.from_dict(entry["calibration"])
             bands[name] = DecisionBand(**entry["decision"])
         calibration = FittedCalibration(calibrators, bands, Fusion.from_dict(meta["fusion"]),
@@ -218,8 +234,10 @@ def load_bundle(root: str | Path) -> ModelBundle:
         int(face["size"]), float(face["margin"])
     except BundleError:
         raise
-    except (KeyError, TypeError, ValueError, FileNotFoundError, OSError) as exc:
-        raise BundleError(f"{root}: broken bundle ({type(exc).__name__}: {exc})") from exc
+    except CheckpointError as exc:
+        raise BundleError(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError, FileNotFoundError, OSError) as exc:
+        raise BundleError(f"{path}: broken bundle ({type(exc).__name__}: {exc})") from None
     used = calibration.fusion.detectors
     if set(used) != set(detectors):
         raise BundleError(f"{path}: fusion uses {sorted(used)} but the bundle has {sorted(detectors)}")

@@ -120,16 +120,45 @@ def write_checkpoint(directory: str | Path, config: dict[str, Any], arrays: dict
     return directory
 
 
-def read_checkpoint_config(directory: str | Path, fmt: str, what: str) -> dict[str, Any]:
-    """The `config.json` of a checkpoint folder, refused unless it exists and declares format `fmt`."""
+def read_checkpoint_config(directory: str | Path, fmt: str, what: str,
+                           required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The `config.json` of a checkpoint folder, refused unless it is a JSON object declaring format `fmt` with
+    the `required` keys (CheckpointError naming the file; a missing config is also a FileNotFoundError)."""
+    from forensics.modelfiles import CheckpointError, MissingModelFile, read_json_object
+
     directory = Path(directory)
     cfg_path = directory / CONFIG_FILE
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{directory}: not a {what} (no {CONFIG_FILE})")
-    config = json.loads(cfg_path.read_text())
+        raise MissingModelFile(f"{directory}: not a {what} (no {CONFIG_FILE}){_pickles_hint(directory)}")
+    config = read_json_object(cfg_path, what=f"{what} config")
     if config.get("format") != fmt:
-        raise ValueError(f"{cfg_path}: unknown format {config.get('format')!r}, expected {fmt!r}")
+        raise CheckpointError(f"{cfg_path}: unknown format {config.get('format')!r}, expected {fmt!r}")
+    missing = [k for k in required if k not in config]
+    if missing:
+        raise CheckpointError(f"{cfg_path}: {what} config lacks {missing}")
     return config
+
+
+def _pickles_hint(directory: Path) -> str:
+    """When a folder holds pickle-format weights instead, say so (they are refused, never loaded)."""
+    from forensics.modelfiles import PICKLE_SUFFIXES
+
+    if not directory.is_dir():
+        return ""
+    found = sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)[:3]
+    return f"; it holds {found}: pickle-based formats are refused, never unpickled" if found else ""
+
+
+def read_checkpoint_weights(directory: str | Path) -> dict[str, np.ndarray]:
+    """The checked arrays of a checkpoint folder's `weights.safetensors` (see forensics.modelfiles)."""
+    from forensics.modelfiles import MissingModelFile, read_safetensors
+
+    directory = Path(directory)
+    path = directory / WEIGHTS_FILE
+    if not path.exists():
+        raise MissingModelFile(f"{path}: missing{_pickles_hint(directory)}")
+    tensors, _ = read_safetensors(path, "numpy")
+    return tensors
 
 
 class Detector:
@@ -242,32 +271,61 @@ class Detector:
                   "versions": versions()}
         return write_checkpoint(directory, config, arrays)
 
+    def _check_checkpoint(self, extra: dict[str, np.ndarray], source: Path) -> None:
+        """Refuse (CheckpointError naming `source`) fitted state that contradicts the config, before any tensor
+        is used. The base checks what every image detector has; subclasses add their own shapes."""
+        from forensics.modelfiles import CheckpointError, check_finite_numbers, int_list
+
+        int_list(source, getattr(self, "image_size_", None), "fitted image_size_", 2, high=4096)
+        threshold = getattr(self, "threshold_", None)
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+            raise CheckpointError(f"{source}: fitted threshold_ must be a number, got {threshold!r}")
+        check_finite_numbers(source, threshold, "fitted threshold_")
+
     @classmethod
     def load(cls, directory: str | Path) -> "Detector":
-        """Rebuild a saved detector. Called on the base class it dispatches on the saved name."""
-        from safetensors.numpy import load_file
+        """Rebuild a saved detector. Called on the base class it dispatches on the saved name.
 
+        Every file is checked first (forensics.modelfiles): a pickle, a corrupt safetensors header, NaN weights,
+        or a config whose shapes disagree with the weights raise CheckpointError naming the file."""
         from forensics.detectors import get_class
+        from forensics.modelfiles import CheckpointError, require_mapping
 
         directory = Path(directory)
         cfg_path = directory / CONFIG_FILE
-        config = read_checkpoint_config(directory, FORMAT, "saved detector")
-        target = get_class(config["detector"])
+        config = read_checkpoint_config(directory, FORMAT, "saved detector", ("detector", "params", "fitted"))
+        params, fitted = require_mapping(cfg_path, config, "params"), require_mapping(cfg_path, config, "fitted")
+        try:
+            target = get_class(str(config["detector"]))
+        except ValueError as exc:
+            raise CheckpointError(f"{cfg_path}: {exc}") from None
         if cls is not Detector and not issubclass(target, cls):
             raise TypeError(f"{directory} holds a {target.__name__}, not a {cls.__name__}")
-        unknown = set(config["params"]) - set(target._param_names())
+        unknown = set(params) - set(target._param_names())
         if unknown:
-            raise ValueError(f"{cfg_path}: unknown hyperparameters {sorted(unknown)}")
-        det = target(**config["params"])
-        for key, value in config["fitted"].items():
+            raise CheckpointError(f"{cfg_path}: unknown hyperparameters {sorted(unknown)}")
+        odd = sorted(k for k in fitted if not _is_fitted_name(k))
+        if odd:
+            raise CheckpointError(f"{cfg_path}: fitted entries {odd[:5]} are not fitted attributes (name_)")
+        tensors = read_checkpoint_weights(directory)
+        source = directory / WEIGHTS_FILE
+        det = target(**params)
+        for key, value in fitted.items():
             setattr(det, key, value)
-        tensors = load_file(str(directory / WEIGHTS_FILE))
         extra = {}
         for key, value in tensors.items():
             kind, _, attr = key.partition(".")
-            if kind == "attr":
+            if kind == "attr" and _is_fitted_name(attr):
                 setattr(det, attr, value)
-            elif kind == "extra":
+            elif kind == "extra" and attr:
                 extra[attr] = value
+            else:
+                raise CheckpointError(f"{source}: unexpected tensor {key!r} (expected attr.<name_> or extra.<name>)")
+        det._check_checkpoint(extra, source)
         det._restore_extra(extra)
         return det
+
+
+def _is_fitted_name(name: str) -> bool:
+    """A fitted attribute as `save` writes it: an identifier ending in `_`, not private."""
+    return name.isidentifier() and name.endswith("_") and not name.startswith("_")

@@ -238,10 +238,40 @@ class CNNDetector(Detector):
     def _extra_tensors(self) -> dict[str, np.ndarray]:
         return {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
 
+    def _check_checkpoint(self, extra: dict[str, np.ndarray], source: Path) -> None:
+        """The config's architecture must be a timm model, and the file's state dict must match the module it
+        builds key for key and shape for shape (checked before `load_state_dict`, naming the tensor)."""
+        import timm
+
+        from forensics.modelfiles import CheckpointError, check_finite_numbers, check_shapes
+
+        super()._check_checkpoint(extra, source)
+        config = source.parent / "config.json"
+        if not isinstance(self.model_name, str) or not timm.is_model(self.model_name):
+            raise CheckpointError(f"{config}: model_name {self.model_name!r} is not a timm architecture")
+        for key in ("mean_", "std_"):
+            value = self.__dict__.get(key)
+            if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
+                raise CheckpointError(f"{config}: fitted {key} must be 3 numbers, got {value!r}")
+            check_finite_numbers(config, value, f"fitted {key}")
+        if not all(s > 0 for s in self.std_):
+            raise CheckpointError(f"{config}: fitted std_ must be positive, got {self.std_}")
+        try:
+            model, _, _ = self._build(load_weights=False)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"{config}: cannot build {self.model_name!r} ({exc})") from None
+        expected = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+        check_shapes(source, {f"extra.{k}": v for k, v in expected.items()},
+                     {f"extra.{k}": v for k, v in extra.items()},
+                     f"timm {self.model_name} with one output")
+        self._unloaded_model = model  # reused by _restore_extra: the module is built once
+
     def _restore_extra(self, tensors: dict[str, np.ndarray]) -> None:
         import torch
 
-        model, _, _ = self._build(load_weights=False)
+        model = self.__dict__.pop("_unloaded_model", None)
+        if model is None:
+            model, _, _ = self._build(load_weights=False)
         state = {k.removeprefix("model."): torch.from_numpy(v.copy()) for k, v in tensors.items()}
         model.load_state_dict(state, strict=True)
         self.model_ = model.to(resolve_device(self.device)).eval()

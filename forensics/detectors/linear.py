@@ -7,6 +7,8 @@ and nothing is pickled.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from forensics.detectors.base import Detector
@@ -94,3 +96,30 @@ class LinearFeatureDetector(Detector):
     def _predict_proba(self, images: np.ndarray) -> np.ndarray:
         margin = self.decision_function(images)
         return _sigmoid(self.platt_[0] * margin + self.platt_[1])
+
+    # ------------------------------------------------------------------ restore
+    def _check_checkpoint(self, extra: dict[str, np.ndarray], source: Path) -> None:
+        """The head's arrays must have the length the config's feature map gives at the fitted image size (one
+        blank image through `features`: a config that lies about n_bins or channels is caught here)."""
+        from forensics.modelfiles import CheckpointError, check_shapes
+
+        super()._check_checkpoint(extra, source)
+        try:
+            self._check_classifier()
+            h, w = self.image_size_
+            n_features = int(self.features(np.zeros((1, h, w, 3), np.uint8)).shape[1])
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{source.parent / 'config.json'}: bad hyperparameters ({exc})") from None
+        if self.__dict__.get("n_features_in_") != n_features:
+            raise CheckpointError(f"{source.parent / 'config.json'}: n_features_in_ is "
+                                  f"{self.__dict__.get('n_features_in_')!r} but the {self.name} features at "
+                                  f"{h}x{w} have {n_features}")
+        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        expected = {"scaler_mean_": (n_features,), "scaler_scale_": (n_features,), "coef_": (n_features,),
+                    "intercept_": (1,), "platt_": (2,)}
+        check_shapes(source, expected, arrays, f"a {self.name} head on {n_features} features")
+        if not (self.scaler_scale_ > 0).all():
+            raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "
+                                  "divides by it)")
+        if extra:
+            raise CheckpointError(f"{source}: unexpected tensor(s) {sorted(extra)[:5]} for a {self.name} detector")

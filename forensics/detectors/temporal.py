@@ -11,12 +11,13 @@ To score a video the analyst has never seen: `forensics.video.features.video_tra
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from forensics.detectors.base import Detector, NotFittedError
-from forensics.video.features import TRACK_FEATURES
+from forensics.video.features import SCORE_FEATURES, TRACK_FEATURES
 from forensics.video.fusion import LinearHead, feature_matrix
 
 
@@ -84,3 +85,29 @@ class TemporalDetector(Detector):
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFittedError("TemporalDetector is not fitted: call fit() or load() first")
+
+    def _check_checkpoint(self, extra: dict[str, np.ndarray], source: Path) -> None:
+        """Feature names known, as many as the config's `features`, and the head's arrays that long."""
+        from forensics.modelfiles import CheckpointError, check_finite_numbers, check_shapes
+
+        config = source.parent / "config.json"
+        names = self.feature_names if isinstance(self.features, str) else None
+        unknown = sorted(set(names or ()) - set(TRACK_FEATURES) - set(SCORE_FEATURES))
+        if not names or unknown:
+            raise CheckpointError(f"{config}: features {self.features!r} are not track features "
+                                  f"(unknown: {unknown or 'none given'})")
+        if self.__dict__.get("feature_names_") != names or self.__dict__.get("n_features_in_") != len(names):
+            raise CheckpointError(f"{config}: fitted feature_names_/n_features_in_ disagree with features "
+                                  f"{names} ({len(names)})")
+        check_finite_numbers(config, self.__dict__.get("threshold_"), "fitted threshold_")
+        if not isinstance(self.__dict__.get("threshold_"), (int, float)):
+            raise CheckpointError(f"{config}: fitted threshold_ must be a number")
+        n = len(names)
+        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        check_shapes(source, {"scaler_mean_": (n,), "scaler_scale_": (n,), "coef_": (n,), "intercept_": (1,)},
+                     arrays, f"a temporal head on {n} features")
+        if not (self.scaler_scale_ > 0).all():
+            raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "
+                                  "divides by it)")
+        if extra:
+            raise CheckpointError(f"{source}: unexpected tensor(s) {sorted(extra)[:5]} for a temporal detector")
