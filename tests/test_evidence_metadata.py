@@ -143,7 +143,8 @@ def test_editor_generator_dates_and_gps(tmp_path: Path, face: np.ndarray) -> Non
     f = section.fields
     assert f["editors"] == ["Adobe Photoshop"] and f["generators"] == ["Stable Diffusion"]
     assert f["dates"]["consistent"] is False and any("impossible order" in c for c in f["dates"]["checks"])
-    assert f["gps"]["present"] and f["gps"]["latitude"] == pytest.approx(-33.86) and f["gps"]["longitude"] == pytest.approx(151.21)
+    assert f["gps"]["present"]
+    assert f["gps"]["latitude"] == pytest.approx(-33.86) and f["gps"]["longitude"] == pytest.approx(151.21)
     assert section.signal.stance == SUGGESTS_MANIPULATION
     assert "Stable Diffusion" in section.signal.reason and "edited with Adobe Photoshop" in section.signal.reason
     assert "33." not in section.signal.reason  # coordinates stay in the fields
@@ -204,10 +205,13 @@ def test_cost_on_a_1mp_jpeg(tmp_path: Path, face: np.ndarray) -> None:
     path = save_with_exif(tmp_path / "1mp.jpg", big, exif_with_thumbnail(camera_exif(), thumbnail_of(big)))
     rgb = read_image(path)
     image_metadata_section(path, rgb)
-    times = []
+    times, cpu_times = [], []
     for _ in range(5):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         image_metadata_section(path, rgb)
         times.append(time.perf_counter() - start)
-    print(f"\nimage_metadata_section on a 1 MP JPEG with an EXIF thumbnail: median {np.median(times) * 1e3:.1f} ms")
+        cpu_times.append(time.process_time() - cpu)
+    print(f"\nimage_metadata_section on a 1 MP JPEG with an EXIF thumbnail: "
+          f"median {np.median(times) * 1e3:.1f} ms wall, "
+          f"{np.median(cpu_times) * 1e3:.1f} ms CPU (all threads)")
     assert np.median(times) < 0.5

@@ -197,10 +197,13 @@ def test_cost_on_a_1mp_jpeg(tmp_path: Path) -> None:
     path = tmp_path / "1mp.jpg"
     Image.fromarray(rgb).save(path, "JPEG", quality=90)
     content_credentials_section(path)
-    times = []
+    times, cpu_times = [], []
     for _ in range(5):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         content_credentials_section(path)
         times.append(time.perf_counter() - start)
-    print(f"\ncontent_credentials_section on a 1 MP JPEG without a manifest: median {np.median(times) * 1e3:.1f} ms")
+        cpu_times.append(time.process_time() - cpu)
+    print(f"\ncontent_credentials_section on a 1 MP JPEG without a manifest: "
+          f"median {np.median(times) * 1e3:.1f} ms wall, "
+          f"{np.median(cpu_times) * 1e3:.1f} ms CPU (all threads)")
     assert np.median(times) < 0.5

@@ -154,7 +154,8 @@ def read_container(path: str | os.PathLike) -> dict[str, Any]:
     fields["editors"] = editor_names(encoders)
     fields["generators"] = generator_names(encoders)
     fields["transcoders"] = [n for n, rx in _TRANSCODER_RE.items() if any(rx.search(e) for e in encoders)]
-    short = [v for v in fields["video_streams"] if v["frames"] and not v["packets_truncated"] and v["packets"] < v["frames"]]
+    short = [v for v in fields["video_streams"]
+             if v["frames"] and not v["packets_truncated"] and v["packets"] < v["frames"]]
     if short and not demux_error:
         v = short[0]
         demux_error = (f"stream {v['index']}: the header declares {v['frames']} frames but only {v['packets']} "

@@ -327,7 +327,8 @@ def compare_thumbnail(thumb_rgb: np.ndarray, rgb: np.ndarray) -> dict[str, Any]:
     corr = float((a * b).sum() / denom) if denom > 0 else 0.0
     match = not aspect_mismatch and corr >= THUMB_MIN_CORRELATION and worst <= THUMB_MAX_BLOCK_DIFF
     if aspect_mismatch:
-        why = f"aspect ratio {aspect_thumb:.3f} vs image {aspect_main:.3f}: the image was cropped or replaced after the thumbnail"
+        why = (f"aspect ratio {aspect_thumb:.3f} vs image {aspect_main:.3f}: the image was cropped or replaced after "
+               "the thumbnail")
     elif not match:
         why = (f"content differs (correlation {corr:.2f}, worst cell {worst:.0f}/255): the image was changed after "
                "the thumbnail was written, or the thumbnail belongs to another picture")
