@@ -43,6 +43,7 @@ those -> NO_SIGN (metadata can be forged). No metadata -> NO_INFORMATION: stripp
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -271,11 +272,13 @@ def _gps(gps_ifd: dict[int, Any]) -> dict[str, Any]:
         except (TypeError, ValueError, ZeroDivisionError):
             return None
         value = d + m / 60 + s / 3600
+        if not math.isfinite(value):  # a 0/0 rational in a hostile or broken GPS block
+            return None
         return round6(-value if _text(ref) in ("S", "W") else value)
 
     alt = gps_ifd.get(_GPS.GPSAltitude)
     try:
-        altitude = round6(float(alt)) if alt is not None else None
+        altitude = round6(float(alt)) if alt is not None and math.isfinite(float(alt)) else None
     except (TypeError, ValueError, ZeroDivisionError):
         altitude = None
     return {"present": bool(gps_ifd),
