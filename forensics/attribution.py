@@ -364,24 +364,80 @@ class GeneratorAttributor:
 
     @classmethod
     def load(cls, directory: str | Path) -> "GeneratorAttributor":
-        """Rebuild a saved attributor; refuses other formats and unknown hyperparameters."""
-        from safetensors.numpy import load_file
-
-        from forensics.detectors.base import read_checkpoint_config
+        """Rebuild a saved attributor; refuses other formats, unknown hyperparameters, and (CheckpointError naming
+        the file, before any tensor is used) corrupt or pickled weights and arrays whose shapes contradict the
+        config."""
+        from forensics.detectors.base import read_checkpoint_config, read_checkpoint_weights
+        from forensics.modelfiles import CheckpointError, require_mapping
 
         directory = Path(directory)
         cfg_path = directory / CONFIG_FILE
-        config = read_checkpoint_config(directory, FORMAT, "saved attributor")
-        unknown = set(config["params"]) - set(cls._PARAMS)
+        config = read_checkpoint_config(directory, FORMAT, "saved attributor", ("params", "fitted"))
+        params, fitted = require_mapping(cfg_path, config, "params"), require_mapping(cfg_path, config, "fitted")
+        unknown = set(params) - set(cls._PARAMS)
         if unknown:
-            raise ValueError(f"{cfg_path}: unknown hyperparameters {sorted(unknown)}")
-        att = cls(**config["params"])
-        for key, value in config["fitted"].items():
+            raise CheckpointError(f"{cfg_path}: unknown hyperparameters {sorted(unknown)}")
+        odd = sorted(k for k in fitted if not (k.isidentifier() and k.endswith("_") and not k.startswith("_")))
+        if odd:
+            raise CheckpointError(f"{cfg_path}: fitted entries {odd[:5]} are not fitted attributes (name_)")
+        tensors = read_checkpoint_weights(directory)
+        att = cls(**params)
+        for key, value in fitted.items():
             setattr(att, key, value)
-        for key, value in load_file(str(directory / WEIGHTS_FILE)).items():
+        for key, value in tensors.items():
+            if key not in _ARRAYS:
+                raise CheckpointError(f"{directory / WEIGHTS_FILE}: unexpected tensor {key!r}")
             setattr(att, key, value)
-        att._check_params()
+        try:
+            att._check_params()
+        except ValueError as exc:
+            raise CheckpointError(f"{cfg_path}: {exc}") from None
+        att._check_checkpoint(directory / WEIGHTS_FILE)
         return att
+
+    def _check_checkpoint(self, source: Path) -> None:
+        """K classes and F features from the config; every array shaped by them (F checked against the
+        frequency blocks at the fitted image size when no CNN block is involved)."""
+        from forensics.detectors.dct import log_dct_features
+        from forensics.detectors.spectral import azimuthal_spectrum
+        from forensics.modelfiles import CheckpointError, check_finite_numbers, check_shapes, int_list
+
+        cfg_path = source.parent / CONFIG_FILE
+        classes = self.__dict__.get("classes_")
+        if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
+                and REAL in classes and UNKNOWN not in classes and len(set(classes)) == len(classes)):
+            raise CheckpointError(f"{cfg_path}: fitted classes_ must be 2+ distinct names including {REAL!r}, "
+                                  f"got {classes!r:.200}")
+        h, w = int_list(cfg_path, self.__dict__.get("image_size_"), "fitted image_size_", 2, high=4096)
+        n = self.__dict__.get("n_features_in_")
+        if not isinstance(n, int) or n < 1:
+            raise CheckpointError(f"{cfg_path}: fitted n_features_in_ must be a positive integer, got {n!r}")
+        kinds = parse_features(self.features)
+        if "cnn" not in kinds:
+            blank = np.zeros((1, h, w, 3), np.uint8)
+            expected = sum((log_dct_features(blank) if k == "dct" else azimuthal_spectrum(blank)).shape[1]
+                           for k in kinds)
+            if expected != n:
+                raise CheckpointError(f"{cfg_path}: n_features_in_ is {n} but features {self.features!r} at "
+                                      f"{h}x{w} give {expected}")
+        for key in ("temperature_", "threshold_", "atypicality_threshold_"):
+            value = self.__dict__.get(key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise CheckpointError(f"{cfg_path}: fitted {key} must be a number, got {value!r}")
+            check_finite_numbers(cfg_path, value, f"fitted {key}")
+        if self.temperature_ <= 0:
+            raise CheckpointError(f"{cfg_path}: fitted temperature_ must be positive, got {self.temperature_}")
+        k = len(classes)
+        arrays = {key: v for key, v in vars(self).items() if isinstance(v, np.ndarray)}
+        check_shapes(source, {"scaler_mean_": (n,), "scaler_scale_": (n,), "coef_": (k, n), "intercept_": (k,),
+                              "class_mean_": (k, n), "class_scale_": (k, n)}, arrays,
+                     f"an attributor of {k} classes on {n} features")
+        for key in ("scaler_scale_", "class_scale_"):
+            if not (arrays[key] > 0).all():
+                raise CheckpointError(f"{source}: tensor {key!r} has entries <= 0 (it is divided by)")
+
+
+_ARRAYS = ("scaler_mean_", "scaler_scale_", "coef_", "intercept_", "class_mean_", "class_scale_")
 
 
 # ------------------------------------------------------------------------------------------------ metrics

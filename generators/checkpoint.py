@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from forensics.data.manifest import sha256_file
 from forensics.data.media import write_bytes_atomic
+from forensics.modelfiles import PICKLE_SUFFIXES as _PICKLE_SUFFIXES
+from forensics.modelfiles import CheckpointError, check_shapes, read_json_object, read_safetensors
 from generators.config import config_from_dict, config_to_dict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,12 +34,7 @@ FORMAT = "deepfake-forensics/generator-checkpoint/v1"
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_JSON = "model.json"
 TRAIN_STATE = "train_state.safetensors"
-_PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
-_MAX_HEADER = 100 * 1024 * 1024
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, malformed, or not safetensors (pickles are refused, never loaded)."""
+__all__ = ["CheckpointError"]  # defined in forensics.modelfiles (one error type for every model file); re-exported
 
 
 def versions() -> dict[str, str]:
@@ -61,13 +56,9 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's JSON file: a bounded-size JSON object, or CheckpointError naming the file."""
+    return read_json_object(path, what="checkpoint record")
 
 
 _PACKED_METADATA = "metadata_json"
@@ -84,41 +75,16 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     write_bytes_atomic(path, st_save(clean, metadata=packed))
 
 
-def _check_safetensors_header(path: Path, data: bytes) -> dict[str, Any]:
-    """Parse the 8-byte length + JSON header; a pickle or zip archive fails here, before any decoding."""
-    hint = f"{path}: not a safetensors file; checkpoints are loaded as safetensors only and pickles are never unpickled"
-    if len(data) < 8:
-        raise CheckpointError(f"{hint} (file is {len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > min(_MAX_HEADER, len(data) - 8) or n < 2:
-        raise CheckpointError(f"{hint} (bad header length; starts with {data[:4]!r})")
-    try:
-        header = json.loads(data[8:8 + n])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{hint} (header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{hint} (header is not a JSON object)")
-    return header
-
-
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file -> (tensors on CPU, metadata). Refuses pickles and other formats."""
+    """Read a safetensors file -> (tensors on CPU, metadata). Refuses pickles, corrupt headers, dtypes outside
+    forensics.modelfiles.TORCH_DTYPES and NaN/inf weights, before any tensor is used."""
     path = Path(path)
-    if path.suffix.lower() in _PICKLE_SUFFIXES:
-        raise CheckpointError(f"{path}: pickle-based checkpoint formats ({path.suffix}) are refused; "
-                              "convert the weights to .safetensors")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    header = _check_safetensors_header(path, data)
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # safetensors raises its own error types for truncated buffers
-        raise CheckpointError(f"{path}: damaged safetensors file ({exc})") from None
-    metadata = dict(header.get("__metadata__", {}) or {})
+    tensors, metadata = read_safetensors(path, "pt")
     if _PACKED_METADATA in metadata:
-        metadata = json.loads(metadata[_PACKED_METADATA])
+        try:
+            metadata = json.loads(metadata[_PACKED_METADATA])
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path}: metadata entry {_PACKED_METADATA!r} is not JSON") from None
     return tensors, metadata
 
 
@@ -128,15 +94,13 @@ def state_tensors(module: "nn.Module", prefix: str = "") -> dict[str, torch.Tens
 
 
 def load_state(module: "nn.Module", tensors: dict[str, torch.Tensor], prefix: str = "", source: str = "") -> None:
-    """Load `prefix`-ed tensors into a module strictly: missing or unexpected keys are an error."""
+    """Load `prefix`-ed tensors into a module strictly: every key and shape is checked first, so a missing,
+    unexpected or mis-shaped tensor is refused by name before anything is copied into the module."""
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    try:
-        result = module.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        raise CheckpointError(f"{source}: weights do not match the model ({str(exc).splitlines()[-1].strip()})") from None
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(f"{source}: weights do not match the model (missing {result.missing_keys[:5]}, "
-                              f"unexpected {result.unexpected_keys[:5]})")
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    check_shapes(f"{source}: weights do not match the model", expected, state,
+                 f"the {type(module).__name__} built from the checkpoint's config")
+    module.load_state_dict(state, strict=True)
 
 
 # -- optimizer state as safetensors + JSON --------------------------------------------------------------------
@@ -209,10 +173,15 @@ def checkpoint_folder(path: str | os.PathLike) -> Path:
 
 
 def read_model_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's model.json: a JSON object of this format naming a generator, with config and train records."""
     folder = checkpoint_folder(path)
     info = read_json(folder / MODEL_JSON)
     if info.get("format") != FORMAT:
         raise CheckpointError(f"{folder / MODEL_JSON}: unknown checkpoint format {info.get('format')!r}")
+    for key, kind in (("generator", str), ("config", dict), ("train", dict)):
+        if not isinstance(info.get(key), kind):
+            raise CheckpointError(f"{folder / MODEL_JSON}: {key!r} must be a JSON {kind.__name__}, got "
+                                  f"{type(info.get(key)).__name__}")
     return info
 
 
@@ -223,10 +192,14 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     folder = checkpoint_folder(path)
     info = read_model_json(folder)
     name = info["generator"]
-    spec = generators.get_spec(name)
-    config = config_from_dict(spec.config_cls, info["config"])
-    model = spec.build_generator(config)
-    tensors, _ = load_tensors(folder / MODEL_WEIGHTS)
+    tensors, _ = load_tensors(folder / MODEL_WEIGHTS)  # checked (header, dtypes, finite) before building anything
+    try:
+        spec = generators.get_spec(name)
+        config = config_from_dict(spec.config_cls, info["config"])
+        model = spec.build_generator(config)
+    except (KeyError, ValueError, TypeError) as exc:  # UnknownModelError is a KeyError, ConfigError a ValueError
+        raise CheckpointError(f"{folder / MODEL_JSON}: cannot build generator {name!r} "
+                              f"({' '.join(str(exc).split())})") from None
     load_state(model, tensors, source=str(folder / MODEL_WEIGHTS))
     model.to(device).eval().requires_grad_(False)
     return GeneratorCheckpoint(model=model, name=name, config=config, info=info,

@@ -139,13 +139,33 @@ class FusionModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> "FusionModel":
-        from safetensors.numpy import load_file
+        """Rebuild a saved fusion model; a corrupt or pickled file, or a head whose length is not the number of
+        inputs, raises CheckpointError naming the file before any array is used."""
+        from forensics.modelfiles import (CheckpointError, MissingModelFile, check_finite_numbers, check_shapes,
+                                          read_json_object, read_safetensors)
 
         directory = Path(directory)
-        config = json.loads((directory / "config.json").read_text())
+        cfg_path, weights = directory / "config.json", directory / "weights.safetensors"
+        config = read_json_object(cfg_path, ("format", "inputs", "C", "target_fpr", "seed", "threshold", "n_fit"),
+                                  "fusion model config")
         if config.get("format") != FUSION_FORMAT:
-            raise ValueError(f"{directory}: not a fusion model (format {config.get('format')!r})")
-        model = cls(config["inputs"], config["C"], config["target_fpr"], config["seed"])
-        model.head_ = LinearHead.from_arrays(load_file(str(directory / "weights.safetensors")))
-        model.threshold_, model.n_fit_ = float(config["threshold"]), int(config["n_fit"])
+            raise CheckpointError(f"{directory}: not a fusion model (format {config.get('format')!r})")
+        inputs = config["inputs"]
+        if not (isinstance(inputs, list) and inputs and all(isinstance(i, str) for i in inputs)):
+            raise CheckpointError(f"{cfg_path}: inputs must be a non-empty list of names, got {inputs!r:.200}")
+        threshold = config["threshold"]
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+            raise CheckpointError(f"{cfg_path}: threshold must be a number, got {threshold!r}")
+        check_finite_numbers(cfg_path, threshold, "threshold")
+        if not weights.exists():
+            raise MissingModelFile(f"{weights}: missing")
+        arrays, _ = read_safetensors(weights, "numpy")
+        n = len(inputs)
+        check_shapes(weights, {"mean": (n,), "scale": (n,), "coef": (n,), "intercept": (1,)}, arrays,
+                     f"a fusion head on {n} inputs")
+        if not (arrays["scale"] > 0).all():
+            raise CheckpointError(f"{weights}: tensor 'scale' has entries <= 0 (a standardiser divides by it)")
+        model = cls(inputs, config["C"], config["target_fpr"], config["seed"])
+        model.head_ = LinearHead.from_arrays(arrays)
+        model.threshold_, model.n_fit_ = float(threshold), int(config["n_fit"])
         return model
