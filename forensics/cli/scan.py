@@ -31,6 +31,7 @@ def scan_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Scan photos and videos for signs of face manipulation: a self-contained report.html, scan.json, summary.csv."""
+    from forensics.jobs.atomic import OutputWriteError
     from forensics.scan.pipeline import ScanSetupError, run_scan
     from forensics.scan.settings import ScanSettings
 
@@ -38,7 +39,7 @@ def scan_command(
         settings = ScanSettings(every=every, max_frames=max_frames, min_face=min_face, detect_side=detect_side,
                                 device=device, evidence=evidence)
         outcome = run_scan(paths, out, model, settings, resume=resume, progress=progress, log=typer.echo)
-    except (ScanSetupError, ValueError) as exc:
+    except (ScanSetupError, ValueError, OutputWriteError) as exc:  # OutputWriteError: disk full, read-only out
         typer.echo(f"forensics scan: {exc}", err=True)
         raise typer.Exit(2) from None
     if outcome is None:  # a torchrun rank other than 0: rank 0 reports

@@ -8,6 +8,7 @@ rank 0 merges them into one report, as `forensics synth` does with manifests.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,12 +16,13 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from forensics.data.media import MediaError, write_bytes_atomic
+from forensics.jobs.atomic import output_errors
 from forensics.scan.context import ScanContext, make_context
 from forensics.scan.discover import Candidate, discover, sniff
 from forensics.scan.integrity import (FileState, file_state, host_record, integrity_errors, library_versions,
@@ -286,6 +288,21 @@ def _start_session(out: Path, expected: dict[str, Any], previous: dict[str, Any]
     return state
 
 
+@contextlib.contextmanager
+def _writer_lock(out: Path) -> Iterator[None]:
+    """One scan per output folder at a time: a second writer is refused with the holder's pid (forensics.jobs)."""
+    from forensics.jobs.lock import OutputLockedError, acquire_output_lock
+
+    try:
+        lock = acquire_output_lock(out, "forensics scan")
+    except OutputLockedError as exc:
+        raise ScanSetupError(str(exc)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_scan(paths: Sequence[str], out: str | os.PathLike, model: str | os.PathLike | None = None,
              settings: ScanSettings = ScanSettings(), resume: bool = False, progress: bool = True,
              log: Callable[[str], None] = print) -> ScanOutcome | None:
@@ -293,28 +310,33 @@ def run_scan(paths: Sequence[str], out: str | os.PathLike, model: str | os.PathL
     out = Path(out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        candidates, bundle, expected, previous = _prepare(paths, out, model, settings, resume)
-        state = _start_session(out, expected, previous, 0, 1, resume)
-        ctx = make_context(bundle, settings)
-        n = scan_shard(candidates, ctx, out, 0, 1, len(state["sessions"]) - 1, resume, progress)
-        log(f"analysed {n} file(s) now, {len(candidates) - n} already done" if resume else f"analysed {n} file(s)")
-        return finalize(candidates, out, state, bundle, settings)
+        with _writer_lock(out), output_errors(out):
+            candidates, bundle, expected, previous = _prepare(paths, out, model, settings, resume)
+            state = _start_session(out, expected, previous, 0, 1, resume)
+            ctx = make_context(bundle, settings)
+            n = scan_shard(candidates, ctx, out, 0, 1, len(state["sessions"]) - 1, resume, progress)
+            log(f"analysed {n} file(s) now, {len(candidates) - n} already done" if resume
+                else f"analysed {n} file(s)")
+            return finalize(candidates, out, state, bundle, settings)
     import torch.distributed as dist
 
     rank = int(os.environ["RANK"])
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")  # a barrier is all the scan needs
     try:
-        candidates, bundle, expected, previous = _prepare(paths, out, model, settings, resume)
-        dist.barrier()  # every rank checked the folder before rank 0 writes to it
-        state = _start_session(out, expected, previous, 0, world, resume) if rank == 0 else {}
-        dist.barrier()
-        session = len(json.loads((out / STATE).read_text())["sessions"]) - 1
-        ctx = make_context(bundle, settings)
-        scan_shard(candidates, ctx, out, rank, world, session, resume, progress and rank == 0)
-        dist.barrier()
-        outcome = finalize(candidates, out, state, bundle, settings) if rank == 0 else None
-        dist.barrier()
-        return outcome
+        with contextlib.ExitStack() as held:
+            if rank == 0:  # one job: rank 0 holds the folder for every rank
+                held.enter_context(_writer_lock(out))
+            candidates, bundle, expected, previous = _prepare(paths, out, model, settings, resume)
+            dist.barrier()  # every rank checked the folder before rank 0 writes to it
+            state = _start_session(out, expected, previous, 0, world, resume) if rank == 0 else {}
+            dist.barrier()
+            session = len(json.loads((out / STATE).read_text())["sessions"]) - 1
+            ctx = make_context(bundle, settings)
+            scan_shard(candidates, ctx, out, rank, world, session, resume, progress and rank == 0)
+            dist.barrier()
+            outcome = finalize(candidates, out, state, bundle, settings) if rank == 0 else None
+            dist.barrier()
+            return outcome
     finally:
         dist.destroy_process_group()
