@@ -43,6 +43,7 @@ LOGO_PREFIX = "logo-"  # model tag of a leave-one-generator-out model: "logo-<he
 IMAGE_MEDIA = ("image", "frame")
 CALIBRATION_FILE = "calibration.json"
 DECISION_FPR = DECISION_FNR = 0.05  # the decision band: 5% of validation reals above it, 5% of fakes below
+TRAINING_RECORD = "training.json"  # models/<model>/: how the saved model was fitted (reused on resume)
 
 
 @dataclass(frozen=True)
@@ -302,38 +303,53 @@ def _fit_or_load(name: str, params: Mapping[str, Any], tag: str, generators: Seq
                  resume: bool, train: tuple, val: tuple, log) -> tuple[Any, dict[str, Any]]:
     import forensics.detectors as registry
 
+    record_path = model_dir / TRAINING_RECORD
     if resume and (model_dir / "config.json").exists():
         det = registry.load(model_dir)
         stale = {k: v for k, v in params.items() if det.get_params().get(k) != v}
         if not stale:
             log(f"  loaded {model_dir.name}")
-            return det, {"resumed": True}
+            # the record of the session that fitted it, so a resumed benchmark writes the same metrics
+            rec = json.loads(record_path.read_text()) if record_path.exists() else {"resumed": True}
+            return det, rec
         log(f"  refitting {model_dir.name}: its saved hyperparameters differ from {stale}")
     t0 = time.perf_counter()
     det = registry.create(name, **dict(params)).fit(train[0], train[1], val[0], val[1])
     seconds = time.perf_counter() - t0
     det.train_generators_ = tag  # recorded in the checkpoint so `evaluate_model` can label its scores
     det.trained_on_ = ",".join(generators)  # the fake generators it saw (a LOGO model's tag names the one it did not)
-    det.save(model_dir)
     log(f"  trained {model_dir.name} in {seconds:.1f}s (n={len(train[1])}, threshold={det.threshold_:.4g})")
     rec = {"seconds": round(seconds, 2), "n_train": int(len(train[1])), "n_val": int(len(val[1])),
            "threshold": float(det.threshold_), "threshold_source": det.threshold_source_}
     if hasattr(det, "history_"):
         rec["history"] = det.history_
         rec["best_epoch"] = det.best_epoch_
-    return det, rec
+    # the record before the model: the model's config.json is what marks the folder complete for a resume
+    _write_json(record_path, rec)
+    det.save(model_dir)
+    # score with the saved model, as a resumed run does: a value that does not round-trip can't move a score
+    return registry.load(model_dir), rec
 
 
 def run_benchmark(manifest_path: str | Path, out_dir: str | Path, config: BenchConfig = BenchConfig(),
                   resume: bool = True, log=print) -> dict[str, Any]:
     """Train, score and summarise every detector of `config` on a manifest with train/val/test splits.
 
-    Returns the metrics dict that is also written to `out_dir/metrics.json` (scores go to `scores.parquet`)."""
-    from forensics.data.manifest import dataset_root, read_manifest
+    Returns the metrics dict that is also written to `out_dir/metrics.json` (scores go to `scores.parquet`).
+    One writer per `out_dir` (a second run into it is refused while this one lives); a disk fault raises
+    OutputWriteError naming the file."""
+    from forensics.jobs import output_errors, output_lock, remove_stale_temp_files
 
     config.validate()
-    manifest_path, out_dir = Path(manifest_path), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    with output_lock(out_dir, log=log), output_errors(out_dir):
+        remove_stale_temp_files(out_dir)  # a killed run's half-written temp files
+        return _run_benchmark(Path(manifest_path), out_dir, config, resume, log)
+
+
+def _run_benchmark(manifest_path: Path, out_dir: Path, config: BenchConfig, resume: bool, log) -> dict[str, Any]:
+    from forensics.data.manifest import dataset_root, read_manifest
+
     df = read_manifest(manifest_path)
     root = dataset_root(manifest_path)
     missing = [s for s in ("train", "test") if not (df["split"] == s).any()]

@@ -81,7 +81,14 @@ class Results:
 
 
 def _savefig(fig, path: Path) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    """PNG rendered in memory, then written atomically: a killed report never leaves half a plot."""
+    import io
+
+    from forensics.data.media import write_bytes_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def plot_per_generator(res: Results, path: Path) -> None:

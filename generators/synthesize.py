@@ -18,6 +18,7 @@ proportions (rows of reals per split), before any sharding, so every rank agrees
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -297,9 +298,14 @@ def merge_shards(out: str | os.PathLike) -> pd.DataFrame:
 
 def synthesize(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike, out: str | os.PathLike,
                opts: SynthOptions, progress: bool = True) -> pd.DataFrame:
-    """Single-process synthesis: one shard, then merge."""
-    synthesize_shard(ckpts, data, out, opts, 0, 1, progress)
-    return merge_shards(out)
+    """Single-process synthesis: one shard, then merge. One writer per OUT: a second job into it is refused
+    (forensics.jobs.OutputLockedError naming the holder); a disk fault raises OutputWriteError naming the file."""
+    from forensics.jobs import output_errors, output_lock, remove_stale_temp_files
+
+    with output_lock(out), output_errors(out):
+        remove_stale_temp_files(out)  # a killed run's half-written temp files
+        synthesize_shard(ckpts, data, out, opts, 0, 1, progress)
+        return merge_shards(out)
 
 
 def synthesize_distributed(ckpts: Sequence[str | os.PathLike], data: str | os.PathLike, out: str | os.PathLike,
@@ -310,15 +316,22 @@ def synthesize_distributed(ckpts: Sequence[str | os.PathLike], data: str | os.Pa
         return synthesize(ckpts, data, out, opts, progress)
     import torch.distributed as dist
 
+    from forensics.jobs import output_errors, output_lock, remove_stale_temp_files
+
     rank = int(os.environ["RANK"])
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")  # synthesis only needs a barrier
     try:
-        synthesize_shard(ckpts, data, out, opts, rank, world, progress and rank == 0)
-        dist.barrier()
-        result = merge_shards(out) if rank == 0 else None
-        dist.barrier()
-        return result
+        # rank 0 holds OUT's lock for the whole job; the others start writing only once it has it
+        with output_lock(out) if rank == 0 else contextlib.nullcontext(), output_errors(out):
+            if rank == 0:
+                remove_stale_temp_files(out)
+            dist.barrier()
+            synthesize_shard(ckpts, data, out, opts, rank, world, progress and rank == 0)
+            dist.barrier()
+            result = merge_shards(out) if rank == 0 else None
+            dist.barrier()
+            return result
     finally:
         dist.destroy_process_group()
 

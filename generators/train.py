@@ -249,25 +249,56 @@ def _save_checkpoint(out: Path, name: str, step: int, task: TrainTask, ema: Ema 
     final = out / f"ckpt-{step:08d}"
     tmp = out / f".tmp-ckpt-{step:08d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    sampler = ema.model if ema is not None else task.sampling_network()
-    save_generator(tmp, name, task.config, sampler, train_info)
-    tensors: dict[str, torch.Tensor] = {}
-    optim_meta: dict[str, Any] = {}
-    for net_name, net in task.networks().items():
-        tensors.update(state_tensors(net, f"net/{net_name}/"))
-    for opt_name, opt in optimizers.items():
-        t, meta = optimizer_tensors(opt, f"optim/{opt_name}/")
-        tensors.update(t)
-        optim_meta[opt_name] = meta
-    save_tensors(tmp / TRAIN_STATE, tensors, metadata={"optimizers": json.dumps(optim_meta), "step": str(step)})
+    try:  # a failed write (disk full) leaves no half checkpoint behind, not even under the temp name
+        sampler = ema.model if ema is not None else task.sampling_network()
+        save_generator(tmp, name, task.config, sampler, train_info)
+        tensors: dict[str, torch.Tensor] = {}
+        optim_meta: dict[str, Any] = {}
+        for net_name, net in task.networks().items():
+            tensors.update(state_tensors(net, f"net/{net_name}/"))
+        for opt_name, opt in optimizers.items():
+            t, meta = optimizer_tensors(opt, f"optim/{opt_name}/")
+            tensors.update(t)
+            optim_meta[opt_name] = meta
+        save_tensors(tmp / TRAIN_STATE, tensors, metadata={"optimizers": json.dumps(optim_meta), "step": str(step)})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     write_json_atomic(out / LATEST, {"checkpoint": final.name, "step": step})
+    _prune_checkpoints(out, keep)
+    return final
+
+
+def _log_step(line: str) -> float:
+    """The step of a log line; a torn last line (killed mid-append) counts as lost (inf)."""
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError):
+        return float("inf")
+
+
+def _prune_checkpoints(out: Path, keep: int) -> None:
+    """Keep the newest `keep` checkpoints (plus step 0, the quality baseline), never past `latest.json`'s."""
+    latest = _latest_checkpoint(out)
     ckpts = sorted(p for p in out.glob("ckpt-*") if p.is_dir() and p.name != "ckpt-00000000")
+    if latest is not None:  # a checkpoint renamed into place but never made latest (killed in between) goes too
+        ckpts = [p for p in ckpts if p.name <= latest.name]
+        for newer in sorted(p for p in out.glob("ckpt-*") if p.is_dir() and p.name > latest.name):
+            shutil.rmtree(newer, ignore_errors=True)
     for old in ckpts[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
-    return final
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Checkpoint temp folders and temp files a killed session left (this session holds the folder's lock)."""
+    from forensics.jobs import remove_stale_temp_files
+
+    for tmp in out.glob(".tmp-ckpt-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    remove_stale_temp_files(out)
 
 
 def _restore(ckpt: Path, task: TrainTask, ema: Ema | None, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
@@ -351,6 +382,9 @@ def run_training(name: str, task: TrainTask, data: dict[str, torch.Tensor], opti
 
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(out)
+        if latest is not None:  # a kill during the last pruning would otherwise leave an extra checkpoint
+            _prune_checkpoints(out, options.keep_checkpoints)
     last_ckpt = latest if latest is not None else checkpoint(0)
     losses: dict[str, float] = {}
     bar = None
@@ -360,7 +394,7 @@ def run_training(name: str, task: TrainTask, data: dict[str, torch.Tensor], opti
         bar = tqdm(total=options.steps, initial=start, desc=f"train {name}", dynamic_ncols=True)
     log_path = out / "log.jsonl"
     if latest is not None and dist_info.main and log_path.exists():  # forget lines of steps lost with the kill
-        kept = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start]
+        kept = [ln for ln in log_path.read_text().splitlines() if _log_step(ln) <= start]
         write_bytes_atomic(log_path, "".join(ln + "\n" for ln in kept).encode())
     done_this_session = 0
     for step in range(start, options.steps):
@@ -400,14 +434,18 @@ def train(name: str, config: Any, manifest: str | os.PathLike, options: TrainOpt
     import generators
     from generators.data import manifest_fingerprint
 
+    from forensics.jobs import output_errors, output_lock
+
     spec = generators.get_spec(name)
     cfg = generators.resolve_config(name, config)
     dist_info, device = init_distributed(options.device)
     try:
-        torch.manual_seed(options.seed)  # same init on every rank
-        task = spec.build_task(cfg)
-        data = task.load_data(manifest)
-        return run_training(name, task, data, options, dist_info, device, manifest_fingerprint(manifest))
+        # one writer per run folder (rank 0 writes it; the other ranks only train)
+        with output_lock(options.out) if dist_info.main else contextlib.nullcontext(), output_errors(options.out):
+            torch.manual_seed(options.seed)  # same init on every rank
+            task = spec.build_task(cfg)
+            data = task.load_data(manifest)
+            return run_training(name, task, data, options, dist_info, device, manifest_fingerprint(manifest))
     finally:
         if dist_info.world > 1 and dist.is_initialized():
             dist.destroy_process_group()

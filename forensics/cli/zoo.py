@@ -3,6 +3,8 @@
 Heavy imports (torch, the models) happen inside the commands so `forensics --help` stays instant."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -46,9 +48,37 @@ def train_command(
     cfg = _with_identities(name, config, identities) if identities else config
     if domains or domain_column:
         cfg = _with_domains(name, cfg, domains, domain_column)
-    result = train(name, cfg, data, TrainOptions(steps=steps, out=out, seed=seed, device=device,
-                                                 checkpoint_every=checkpoint_every, resume=resume))
+    with _job_errors("zoo train"):
+        result = train(name, cfg, data, TrainOptions(steps=steps, out=out, seed=seed, device=device,
+                                                     checkpoint_every=checkpoint_every, resume=resume))
     typer.echo(f"{result.steps} steps, {result.wall_time_s:.0f} s; checkpoint {result.checkpoint}")
+
+
+@contextmanager
+def _job_errors(command: str) -> Iterator[None]:
+    """A held output folder or a disk fault: one clear line on stderr and exit status 1, not a traceback."""
+    from forensics.jobs import OutputLockedError, OutputWriteError
+
+    try:
+        yield
+    except (OutputLockedError, OutputWriteError) as exc:
+        typer.echo(f"forensics {command}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _single_writer(out: Path) -> Iterator[None]:
+    """OUT's lock for the synthesis pipelines that do not take it themselves (face swap, clips); under torchrun
+    only rank 0 takes it."""
+    import os
+
+    from forensics.jobs import output_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with output_lock(out):
+        yield
 
 
 def _with_identities(name: str, config: str, identities: str):
@@ -184,7 +214,8 @@ def synth_command(
                                    swap_variants=tuple(video_variant), split=video_split, seed=seed,
                                    blend="blend" in generator)
         vids = "all" if videos in (None, "all") else [v for v in videos.split(",") if v]
-        df = synthesize_video_dataset(ckpt, data, out, vids, opts, device, log=typer.echo)
+        with _job_errors("synth"), _single_writer(out):
+            df = synthesize_video_dataset(ckpt, data, out, vids, opts, device, log=typer.echo)
         typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: {df.groupby(['generator', 'media']).size().to_dict()}")
         return
     swaps = [c for c in ckpt if read_model_json(c)["generator"] == "faceswap"]
@@ -197,16 +228,18 @@ def synth_command(
                                      "another --out than the other generators", param_hint="--ckpt")
         from generators.faceswap_video import synthesize_faceswap
 
-        df = synthesize_faceswap(swaps, data, out, n, seed, [v for v in (videos or "").split(",") if v],
-                                 video_variant, max_frames, device)
+        with _job_errors("synth"), _single_writer(out):
+            df = synthesize_faceswap(swaps, data, out, n, seed, [v for v in (videos or "").split(",") if v],
+                                     video_variant, max_frames, device)
         typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: "
                    f"{df.groupby(['generator', 'media']).size().to_dict() if len(df) else {}}")
         return
     if videos:
         raise typer.BadParameter("--videos needs a face-swap checkpoint", param_hint="--videos")
-    df = synthesize_distributed(ckpt, data, out, SynthOptions(n=n, size=size, seed=seed, psi=psi,
-                                                               noise_mode=noise_mode, batch=batch, device=device,
-                                                               training_free=tuple(dict.fromkeys(generator))))
+    with _job_errors("synth"):
+        df = synthesize_distributed(ckpt, data, out, SynthOptions(n=n, size=size, seed=seed, psi=psi,
+                                                                   noise_mode=noise_mode, batch=batch, device=device,
+                                                                   training_free=tuple(dict.fromkeys(generator))))
     if df is not None:
         counts = df.groupby(["generator", "split"]).size().to_dict()
         typer.echo(f"{len(df)} rows in {out / 'manifest.parquet'}: {counts}")
