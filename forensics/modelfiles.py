@@ -116,7 +116,7 @@ def read_safetensors_header(path: str | Path, allowed_dtypes: Iterable[str] = NU
             names = list(f.keys())
             metadata = dict(f.metadata() or {})
     except SafetensorError as exc:
-        raise CheckpointError(f"{hint} ({_one_line(exc)})") from None
+        raise CheckpointError(f"{path}: damaged or not a safetensors file, refused ({_one_line(exc)})") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if len(names) > max_tensors:

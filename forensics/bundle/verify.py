@@ -58,6 +58,7 @@ def detector_folder(root: str | Path, entry: Any, source: str | Path) -> tuple[s
     rel = entry["path"]
     real_root = _resolved(root)
     folder = root / rel
-    if Path(rel).is_absolute() or real_root is None or not is_inside(real_root, folder) or _resolved(folder) == real_root:
+    inside = real_root is not None and is_inside(real_root, folder) and _resolved(folder) != real_root
+    if Path(rel).is_absolute() or not inside:
         raise BundleError(f"{source}: detector path {rel!r} leaves the bundle")
     return entry["name"], folder

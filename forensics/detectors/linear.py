@@ -114,9 +114,10 @@ class LinearFeatureDetector(Detector):
             raise CheckpointError(f"{source.parent / 'config.json'}: n_features_in_ is "
                                   f"{self.__dict__.get('n_features_in_')!r} but the {self.name} features at "
                                   f"{h}x{w} have {n_features}")
-        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        expected = {"scaler_mean_": (n_features,), "scaler_scale_": (n_features,), "coef_": (n_features,),
-                    "intercept_": (1,), "platt_": (2,)}
+        arrays = {f"attr.{k}": v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        f = n_features
+        expected = {"attr.scaler_mean_": (f,), "attr.scaler_scale_": (f,), "attr.coef_": (f,), "attr.intercept_": (1,),
+                    "attr.platt_": (2,)}
         check_shapes(source, expected, arrays, f"a {self.name} head on {n_features} features")
         if not (self.scaler_scale_ > 0).all():
             raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "

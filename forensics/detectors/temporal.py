@@ -103,9 +103,9 @@ class TemporalDetector(Detector):
         if not isinstance(self.__dict__.get("threshold_"), (int, float)):
             raise CheckpointError(f"{config}: fitted threshold_ must be a number")
         n = len(names)
-        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        check_shapes(source, {"scaler_mean_": (n,), "scaler_scale_": (n,), "coef_": (n,), "intercept_": (1,)},
-                     arrays, f"a temporal head on {n} features")
+        arrays = {f"attr.{k}": v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        expected = {"attr.scaler_mean_": (n,), "attr.scaler_scale_": (n,), "attr.coef_": (n,), "attr.intercept_": (1,)}
+        check_shapes(source, expected, arrays, f"a temporal head on {n} features")
         if not (self.scaler_scale_ > 0).all():
             raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "
                                   "divides by it)")
