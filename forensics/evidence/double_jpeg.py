@@ -29,6 +29,7 @@ ZIGZAG_LOW = np.array([1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5])
 MAX_BIN = 24  # observed histograms cover quantized values -MAX_BIN..MAX_BIN
 MAX_Q1 = 64  # candidate first steps 1..MAX_Q1
 MIN_COUNT = 50  # a frequency needs this many non-zero quantized values to take part
+MAX_BLOCKS = 8192  # larger images use evenly spread block rows up to this many blocks (cost stays flat)
 
 
 def _dct_matrix() -> np.ndarray:
@@ -40,12 +41,26 @@ def _dct_matrix() -> np.ndarray:
     return np.kron(d, d).astype(np.float32)
 
 
-def block_dct(y: np.ndarray, offset: int = 0) -> np.ndarray:
-    """DCT of every whole 8x8 block of a luma plane starting at (offset, offset).  # [H,W] -> [N,64]"""
+def block_dct(y: np.ndarray, offset: int = 0, frequencies: np.ndarray | None = None,
+              max_blocks: int | None = None) -> np.ndarray:
+    """DCT of the whole 8x8 blocks of a luma plane starting at (offset, offset), only the `frequencies`
+    (natural-order indices; all 64 when None); with `max_blocks`, of evenly spread block rows holding at most
+    that many blocks.  # [H,W] -> [N,F]"""
     y = y[offset:, offset:]
-    h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
-    blocks = y[:h, :w].astype(np.float32).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
-    return (blocks - 128.0) @ _dct_matrix().T  # one GEMM, not N tiny ones
+    rows, cols = y.shape[0] // 8, y.shape[1] // 8
+    strips = y[:rows * 8, :cols * 8].reshape(rows, 8, cols * 8)  # [R,8,W]
+    if max_blocks is not None and rows * cols > max_blocks:
+        keep = max(1, max_blocks // max(cols, 1))
+        strips = strips[np.linspace(0, rows - 1, keep).round().astype(int)]
+    blocks = strips.reshape(-1, 8, cols, 8).transpose(0, 2, 1, 3).reshape(-1, 64).astype(np.float32)
+    basis = _dct_matrix() if frequencies is None else _dct_matrix()[frequencies]  # [F,64]
+    # The DC offset of -128 only moves coefficient 0, and one GEMM beats N tiny 8x8 products.
+    coef = blocks @ basis.T  # [N,F]
+    if frequencies is None:
+        coef[:, 0] -= 1024.0
+    elif 0 in frequencies:
+        coef[:, list(frequencies).index(0)] -= 1024.0
+    return coef
 
 
 @dataclass(frozen=True)
@@ -126,15 +141,15 @@ def _q1_quality(steps: dict[int, int]) -> int | None:
 
 def double_jpeg(y: np.ndarray, luma_table: np.ndarray) -> DoubleJpegResult:
     """The double-compression statistic of a decoded luma plane `y` [H,W] uint8 and its header table [64]."""
-    aligned = block_dct(y, 0)  # [N,64]
-    shifted = block_dct(y, 4)  # [M,64]
+    aligned = block_dct(y, 0, ZIGZAG_LOW, MAX_BLOCKS)  # [N,F]
+    shifted = block_dct(y, 4, ZIGZAG_LOW, MAX_BLOCKS)  # [M,F]
     gains, weights, steps = [], [], {}
-    for f in ZIGZAG_LOW:
+    for j, f in enumerate(ZIGZAG_LOW):
         q2 = int(luma_table[f])
         if q2 < 2:  # a step of 1 keeps every value: no trace of an earlier quantization survives
             continue
-        observed = np.rint(aligned[:, f] / q2).astype(np.int64)
-        gain, q1, weight = _frequency_fit(observed, shifted[:, f], q2)
+        observed = np.rint(aligned[:, j] / q2).astype(np.int64)
+        gain, q1, weight = _frequency_fit(observed, shifted[:, j], q2)
         if weight > 0:
             gains.append(gain)
             weights.append(weight)

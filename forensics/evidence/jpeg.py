@@ -20,7 +20,7 @@
                         the face boxes over the mean outside (null without boxes)
     encoder             {pillow, libjpeg_turbo, libjpeg}: the codec versions the ELA re-save used
 
-Assets: "ela.png" (<= 512 px long side). Signal: double compression detected -> suggests manipulation (saved
+Assets: "ela.png" (grayscale PNG, <= 512 px long side). Signal: double compression detected -> suggests manipulation (saved
 at least twice; editing or re-sharing, not proof of a face manipulation); a reliable test below the
 threshold -> no sign; too small, quality 100, or unreadable -> no information; not a JPEG -> none.
 """
@@ -33,9 +33,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
-from forensics.data.media import encode_png
 from forensics.evidence.double_jpeg import double_jpeg
-from forensics.evidence.ela import ELA_GAIN, ELA_QUALITY, box_ratio, error_levels
+from forensics.evidence.ela import ELA_GAIN, ELA_QUALITY, box_ratio, encode_gray_png, error_levels, percentile_u8
 from forensics.evidence.jpeg_tables import read_tables, standard_match, table_quality
 from forensics.evidence.section import NO_INFORMATION, NO_SIGN, SUGGESTS_MANIPULATION, Section, Signal
 
@@ -121,8 +120,8 @@ def _ela_fields(rgb: np.ndarray, face_boxes: np.ndarray | None) -> tuple[dict[st
     ela = error_levels(rgb)
     ratio = box_ratio(ela.diff, face_boxes) if face_boxes is not None and len(face_boxes) else None
     fields = {"image": "ela.png", "quality": ELA_QUALITY, "gain": ELA_GAIN, "mean": sig(ela.diff.mean()),
-              "p99": sig(np.percentile(ela.diff, 99)), "face_ratio": None if ratio is None else sig(ratio)}
-    return fields, encode_png(ela.picture)
+              "p99": percentile_u8(ela.diff, 99), "face_ratio": None if ratio is None else sig(ratio)}
+    return fields, encode_gray_png(ela.picture)
 
 
 def jpeg_history_section(path: str | os.PathLike, rgb: np.ndarray | None,

@@ -8,6 +8,7 @@ own (Photoshop, phone ISPs), which is worth telling the analyst but is not itsel
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -32,16 +33,18 @@ def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
     return np.clip((base * scale + 50) // 100, 1, 255)
 
 
-def _scaled(base: np.ndarray) -> np.ndarray:
-    return np.stack([ijg_table(base, q) for q in range(1, 101)])  # [100,64]
+@lru_cache(maxsize=2)
+def _scaled(luma: bool) -> np.ndarray:
+    """Every quality's table, built once per process (not at import).  # [100,64]"""
+    base = LUMA_BASE if luma else CHROMA_BASE
+    return np.stack([ijg_table(base, q) for q in range(1, 101)])
 
 
 def table_quality(table: np.ndarray, table_id: int) -> dict[str, Any]:
     """The IJG quality whose scaled table is closest to `table` (id 0: luminance base, others: chrominance).
 
     Ties go to the lowest quality (the conservative reading). `exact`: every entry equals that scale."""
-    base = LUMA_BASE if table_id == 0 else CHROMA_BASE
-    err = np.abs(_scaled(base) - np.asarray(table, np.int64).ravel()).sum(axis=1)  # [100]
+    err = np.abs(_scaled(table_id == 0) - np.asarray(table, np.int64).ravel()).sum(axis=1)  # [100]
     best = int(np.argmin(err))
     return {"id": int(table_id), "quality": best + 1, "exact": bool(err[best] == 0),
             "mean_abs_error": round(float(err[best]) / 64, 4)}
