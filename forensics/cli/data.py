@@ -56,15 +56,26 @@ def import_(
     layout: str = typer.Option("folder", help="folder | real-fake (0_real/1_fake) | ffpp (FaceForensics++ tree)."),
     out: Path = typer.Option(None, help="Manifest to write (default PATH/manifest.parquet); must be in or above PATH."),
 ) -> None:
-    """Import a folder of media into a manifest; unreadable files are listed, not dropped silently."""
-    from forensics.data.importers import import_dataset
-    from forensics.data.manifest import describe_manifest
+    """Import a folder of media into a manifest; unreadable files are listed, not dropped silently.
 
-    result = import_dataset(path, layout, out)
+    Exit status: 0 when a manifest was written (failed files are listed), 2 when none could be (no usable media,
+    a bad folder or --out)."""
+    from forensics.data.importers import import_dataset
+    from forensics.data.manifest import ManifestError, describe_manifest
+    from forensics.data.media import MediaError, printable
+
+    try:
+        result = import_dataset(path, layout, out)
+    except (ManifestError, MediaError, ValueError) as exc:
+        typer.echo(f"forensics data import: {printable(str(exc))}", err=True)
+        raise typer.Exit(2) from None
     print_description(describe_manifest(result.manifest))
     for failed, reason in result.failures:
-        typer.echo(f"  skipped {failed}: {reason}", err=True)
-    typer.echo(f"imported {len(result.manifest)} samples, {len(result.failures)} failures -> {out or path / 'manifest.parquet'}")
+        typer.echo(f"  skipped {printable(failed)}: {printable(reason)}", err=True)
+    for ignored, reason in result.ignored:
+        typer.echo(f"  ignored {printable(ignored)}: {printable(reason)}", err=True)
+    typer.echo(f"imported {len(result.manifest)} samples, {len(result.failures)} failures, {len(result.ignored)} "
+               f"ignored (not media) -> {printable(out or path / 'manifest.parquet')}")
 
 
 @data_app.command("describe")

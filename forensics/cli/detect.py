@@ -110,19 +110,22 @@ def predict_cmd(
     model: Path = typer.Argument(..., help="saved detector directory"),
     paths: list[Path] = typer.Argument(..., help="image files"),
 ) -> None:
-    """Print P(fake) and the verdict at the calibrated threshold for each image (bad files are reported)."""
+    """Print P(fake) and the verdict at the calibrated threshold for each image (bad files are reported).
+
+    One line per file: `PATH<tab>P<tab>fake|real` on stdout, or `PATH<tab>error<tab>REASON` on stderr (a name's
+    undecodable bytes printed as backslash escapes)."""
     import forensics.detectors as registry
-    from forensics.data.media import MediaError, read_image
+    from forensics.data.media import MediaError, printable, read_image
 
     det = registry.load(model)
     for path in paths:
         try:
             img = read_image(path)
         except (MediaError, OSError) as exc:
-            typer.echo(f"{path}\terror\t{exc}", err=True)
+            typer.echo(f"{printable(path)}\terror\t{printable(str(exc))}", err=True)
             continue
         p = float(det.predict_proba(img[None])[0])
-        typer.echo(f"{path}\t{p:.6f}\t{'fake' if p > det.threshold_ else 'real'}")
+        typer.echo(f"{printable(path)}\t{p:.6f}\t{'fake' if p > det.threshold_ else 'real'}")
 
 
 @detect_app.command("predict-video")

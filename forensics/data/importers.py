@@ -3,7 +3,9 @@ CNNDetection (Wang et al. 2020), and a FaceForensics++-style tree.
 
 The manifest is written inside (or above) the dataset folder, since manifest paths are relative to the
 manifest's own folder and may not escape it. Files that cannot be read are reported, never silently
-dropped: each importer returns the manifest and a list of `(path, reason)` failures.
+dropped: each importer returns the manifest, a list of `(path, reason)` failures (media that cannot be used:
+undecodable, unreadable, a link outside the dataset or to a file already imported, a name that is not UTF-8) and
+a list of entries it ignored (hidden, not a media extension, links to folders), so every entry is accounted for.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from forensics.data.manifest import (
     to_frame,
     write_manifest,
 )
-from forensics.data.media import IMAGE_EXTS, VIDEO_EXTS, MediaError, media_kind, read_media_size
+from forensics.data.media import IMAGE_EXTS, VIDEO_EXTS, MediaError, media_kind, printable, probe_video, read_image
 
 LAYOUTS = ("folder", "real-fake", "ffpp")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -34,29 +36,84 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 @dataclass
 class ImportResult:
     manifest: pd.DataFrame
+    failures: list[tuple[str, str]] = field(default_factory=list)  # media files that could not be imported
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # not media (hidden, other extension, link to a folder)
+
+
+@dataclass
+class _Walk:
+    """What an import saw besides its rows: failures, ignored entries, and the real files already imported
+    (a symlink to a file imported under another name is reported, not imported twice)."""
+
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)  # realpath -> the path it was imported as
 
 
-def _media_files(folder: Path) -> Iterator[Path]:
-    """Every image/video under `folder`, in a stable order; hidden files and folders are skipped."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+def _media_files(folder: Path, walk: _Walk) -> Iterator[Path]:
+    """Every image/video under `folder`, in a stable order. Hidden entries, other extensions and symlinks to
+    folders (not followed: no loops) are listed in `walk.ignored`; an unreadable folder in `walk.failures`."""
+
+    def unreadable(exc: OSError) -> None:
+        walk.failures.append((printable(exc.filename or folder), f"cannot list folder ({exc.strerror or exc})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
+        here = Path(dirpath)
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                walk.ignored.append((printable(here / name), "hidden folder"))
+            elif (here / name).is_symlink():
+                walk.ignored.append((printable(here / name), "symbolic link to a folder (not followed)"))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
         for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
-                yield Path(dirpath) / name
+            if name.startswith("."):
+                walk.ignored.append((printable(here / name), "hidden file"))
+            elif Path(name).suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
+                walk.ignored.append((printable(here / name), f"not a media extension ({Path(name).suffix or 'none'})"))
+            else:
+                yield here / name
 
 
-def _sample_row(path: Path, root: Path, failures: list[tuple[str, str]], **fields: object) -> dict | None:
-    """A manifest row for one file, or None (recorded in `failures`) when the file is unreadable."""
+def _read_size(path: Path, kind: str) -> tuple[int, int]:
+    """(width, height), decoding the whole image (or a video's first frame): a file whose header is fine but
+    whose pixels are not must fail here, not later in training."""
+    if kind == "video":
+        info = probe_video(path)
+        return info.width, info.height
+    rgb = read_image(path)  # [H,W,3]
+    return int(rgb.shape[1]), int(rgb.shape[0])
+
+
+def _sample_row(path: Path, root: Path, walk: _Walk, **fields: object) -> dict | None:
+    """A manifest row for one file, or None (recorded in `walk.failures`) when the file is unusable."""
+    shown = printable(path)
     try:
-        width, height = read_media_size(path)
         kind = media_kind(path)
+        width, height = _read_size(path, kind)
+        real = os.path.realpath(path)
+        if not Path(real).is_relative_to(root.resolve()):
+            raise ValueError("outside the root")
+        rel = relative_path(path, root)
+        rel.encode("utf-8")
+        digest = sha256_file(path)
     except MediaError as exc:
-        failures.append((str(path), exc.reason))
+        walk.failures.append((shown, exc.reason))
         return None
-    rel = relative_path(path, root)
+    except UnicodeEncodeError:
+        walk.failures.append((shown, "the file name is not valid UTF-8 and cannot be stored in a manifest; rename it"))
+        return None
+    except ValueError:  # a link whose target is outside the dataset root
+        walk.failures.append((shown, f"a symbolic link to {printable(real)}, outside the dataset root {printable(root)}"))
+        return None
+    except OSError as exc:
+        walk.failures.append((shown, f"cannot read ({exc.strerror or exc})"))
+        return None
+    if real in walk.seen:
+        walk.failures.append((shown, f"the same file as {walk.seen[real]} (a link), imported once"))
+        return None
+    walk.seen[real] = shown
     fields.setdefault("sample_id", rel)
-    return new_row(path=rel, sha256=sha256_file(path), media=kind, width=width, height=height, **fields)
+    return new_row(path=rel, sha256=digest, media=kind, width=width, height=height, **fields)
 
 
 def import_folder(folder: Path, root: Path) -> ImportResult:
@@ -64,15 +121,16 @@ def import_folder(folder: Path, root: Path) -> ImportResult:
 
     Each file is its own group (nothing is known about which files show the same scene).
     """
-    failures: list[tuple[str, str]] = []
+    walk = _Walk()
     rows = []
-    for path in _media_files(folder):
+    for path in _media_files(folder, walk):
         identity = path.parent.name if path.parent != folder else ""
-        row = _sample_row(path, root, failures, label=0, generator="real", identity=identity, group_id=relative_path(path, root))
+        row = _sample_row(path, root, walk, label=0, generator="real", identity=identity)
         if row:
+            row["group_id"] = row["path"]
             row["video_id"] = row["sample_id"] if row["media"] == "video" else ""
             rows.append(row)
-    return ImportResult(assign_group_splits(to_frame(rows)), failures)
+    return ImportResult(assign_group_splits(to_frame(rows)), walk.failures, walk.ignored)
 
 
 def import_real_fake(folder: Path, root: Path) -> ImportResult:
@@ -81,12 +139,12 @@ def import_real_fake(folder: Path, root: Path) -> ImportResult:
     A leading train/val/test folder sets the split; the first folder after it names the generator of the
     fakes (reals stay 'real'), the rest is recorded as `target` (the object category).
     """
-    failures: list[tuple[str, str]] = []
+    walk = _Walk()
     rows = []
-    for path in _media_files(folder):
+    for path in _media_files(folder, walk):
         parts = path.relative_to(folder).parts[:-1]
         if not parts or parts[-1] not in ("0_real", "1_fake"):
-            failures.append((str(path), "not inside a 0_real or 1_fake folder"))
+            walk.failures.append((printable(path), "not inside a 0_real or 1_fake folder"))
             continue
         label = 1 if parts[-1] == "1_fake" else 0
         rest = list(parts[:-1])
@@ -95,15 +153,16 @@ def import_real_fake(folder: Path, root: Path) -> ImportResult:
             rest = rest[1:]
         generator = (rest[0] if rest else "fake") if label else "real"
         row = _sample_row(
-            path, root, failures, label=label, generator=generator, split=split,
-            target="/".join(rest[1:] if label else rest), group_id=relative_path(path, root),
+            path, root, walk, label=label, generator=generator, split=split,
+            target="/".join(rest[1:] if label else rest),
         )
         if row:
+            row["group_id"] = row["path"]
             rows.append(row)
     df = to_frame(rows)
     if (df["split"] == "").any():
         df = assign_group_splits(df)
-    return ImportResult(df, failures)
+    return ImportResult(df, walk.failures, walk.ignored)
 
 
 _FFPP_FAKE = re.compile(r"^(?P<target>\d+)_(?P<source>\d+)$")
@@ -133,12 +192,12 @@ def import_ffpp(folder: Path, root: Path) -> ImportResult:
     A fake and both videos it was made from share one group (connected ids, as FF++'s own split pairs
     them), so no identity pair straddles splits. Compression levels (c0/c23/c40) are recorded in `postproc`.
     """
-    failures: list[tuple[str, str]] = []
+    walk = _Walk()
     entries = []
-    for path in _media_files(folder):
+    for path in _media_files(folder, walk):
         parts = path.relative_to(folder).parts
         if media_kind(path) != "video" or len(parts) < 3 or parts[0] not in ("original_sequences", "manipulated_sequences"):
-            failures.append((str(path), "not an FF++ video (expected {original,manipulated}_sequences/<name>/<compression>/videos/*.mp4)"))
+            walk.failures.append((printable(path), "not an FF++ video (expected {original,manipulated}_sequences/<name>/<compression>/videos/*.mp4)"))
             continue
         entries.append((path, parts))
     groups = _UnionFind()
@@ -159,7 +218,7 @@ def import_ffpp(folder: Path, root: Path) -> ImportResult:
         if parts[0] == "manipulated_sequences":
             m = _FFPP_FAKE.match(path.stem)
             if not m:
-                failures.append((str(path), "manipulated video name is not TARGET_SOURCE (e.g. 000_003.mp4)"))
+                walk.failures.append((printable(path), "manipulated video name is not TARGET_SOURCE (e.g. 000_003.mp4)"))
                 continue
             fields = {
                 "label": 1,
@@ -169,7 +228,7 @@ def import_ffpp(folder: Path, root: Path) -> ImportResult:
                 "target": m["source"],
             }
         row = _sample_row(
-            path, root, failures, sample_id=sample_id, video_id=path.stem,
+            path, root, walk, sample_id=sample_id, video_id=path.stem,
             postproc={"compression": compression} if compression else {}, **fields,
         )
         if row:
@@ -177,7 +236,7 @@ def import_ffpp(folder: Path, root: Path) -> ImportResult:
             if row["label"] == 0:
                 real_ids[(compression, path.stem)] = sample_id
     df = to_frame(rows)
-    return ImportResult(assign_group_splits(df), failures)
+    return ImportResult(assign_group_splits(df), walk.failures, walk.ignored)
 
 
 IMPORTERS: dict[str, Callable[[Path, Path], ImportResult]] = {

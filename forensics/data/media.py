@@ -50,13 +50,27 @@ def media_kind(path: str | os.PathLike) -> str:
     raise MediaError(path, f"unsupported extension {ext!r} (images: {sorted(IMAGE_EXTS)}, videos: {sorted(VIDEO_EXTS)})")
 
 
+def printable(text: str | os.PathLike) -> str:
+    """Text safe to print or store as UTF-8: a file name's undecodable bytes (Linux names are bytes; Python
+    keeps the bad ones as surrogates) become backslash escapes such as `\\xff`, so the name stays recognisable."""
+    return os.fsencode(os.fspath(text)).decode("utf-8", "backslashreplace")
+
+
 def _check_readable_file(path: Path) -> None:
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if not path.is_file():
-        raise MediaError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
+    """Refuse, with the reason, anything that is not a non-empty regular file this process may read. A FIFO or
+    device is refused before it is opened (opening a FIFO for reading would block forever)."""
+    try:
+        if not path.exists():
+            raise MediaError(path, "broken symbolic link (its target does not exist, or it loops)"
+                             if path.is_symlink() else "file does not exist")
+        if not path.is_file():
+            raise MediaError(path, "is a folder, not a file" if path.is_dir() else "not a regular file")
+        if path.stat().st_size == 0:
+            raise MediaError(path, "file is empty (0 bytes)")
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise MediaError(path, f"cannot read ({exc.strerror or exc})") from None
 
 
 def _sniff_image_format(path: Path) -> str | None:
@@ -304,7 +318,9 @@ def read_media_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.size
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:  # not an OSError: Pillow refuses the header's size
+        raise MediaError(path, f"image too large ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise MediaError(path, f"corrupt image ({exc})") from None
 
 

@@ -64,8 +64,9 @@ def _walk(root: Path, exclude: Path | None) -> list[Path]:
 def discover(paths: list[str], exclude: str | os.PathLike | None = None) -> list[Candidate]:
     """Expand PATH arguments into candidates, in argument order, each folder's files sorted.
 
-    `exclude` (the scan's own output folder) is never scanned. The same file reached twice (two arguments, a
-    symlink) is kept once, at its first mention."""
+    `exclude` (the scan's own output folder) is never scanned. The same path reached twice (two arguments, a
+    folder and a glob) is kept once, at its first mention; a symlink is its own entry under its own name (its
+    sha256 shows it is the target's content), so no name the analyst will look for is dropped from the report."""
     exclude_path = Path(exclude).absolute() if exclude is not None else None
     out: list[Candidate] = []
     seen: set[str] = set()
@@ -74,7 +75,7 @@ def discover(paths: list[str], exclude: str | os.PathLike | None = None) -> list
         path = path.absolute()
         if exclude_path is not None and (path == exclude_path or exclude_path in path.parents):
             return
-        key = os.path.realpath(path)
+        key = os.path.normpath(path)
         if key not in seen:
             seen.add(key)
             out.append(Candidate(path, origin))
