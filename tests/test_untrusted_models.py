@@ -103,6 +103,8 @@ def _bad_headers(header: dict, body: bytes) -> dict[str, tuple[bytes, str]]:
                               r"dtype BF16, not one of"),
         "shape vs byte size": (with_entry(first, shape=[header[first]["shape"][0] + 1]), r"invalid shape"),
         "negative shape": (with_entry(first, shape=[-1]), r"invalid value"),
+        "huge declared shape": (with_entry(first, shape=[2**40, 2**40]), r"overflow computing buffer size"),
+        "shape overflowing u64": (with_entry(first, shape=[2**62, 16]), r"overflow computing buffer size"),
         "truncated data": (struct.pack("<Q", len(raw)) + raw + body[:-8], r"not fully covered"),
         "trailing bytes": (struct.pack("<Q", len(raw)) + raw + body + b"\0" * 8, r"not fully covered"),
     }
@@ -113,7 +115,7 @@ def test_every_corrupt_safetensors_header_is_refused_naming_file_and_reason(spec
     header, body = split_safetensors(weights)
     pristine = weights.read_bytes()
     cases = _bad_headers(header, body)
-    assert len(cases) == 14
+    assert len(cases) == 16
     for case, (data, reason) in cases.items():
         weights.write_bytes(data)
         message = refused(spectral, reason)
