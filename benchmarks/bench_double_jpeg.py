@@ -114,6 +114,15 @@ def group_metrics(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any
             "q1_within_5_of_detected": round(float(np.mean(q1_ok)), 4) if q1_ok else None}
 
 
+def size_range(rows: list[dict[str, Any]]) -> str:
+    """'WxH' or 'WxH .. WxH' (smallest and largest by pixel count) of a group's images."""
+    dims = sorted({(r["w"], r["h"]) for r in rows}, key=lambda d: d[0] * d[1])
+    if not dims:
+        return "-"
+    lo, hi = dims[0], dims[-1]
+    return f"{lo[0]}x{lo[1]}" if lo == hi else f"{lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]} ({len(dims)} sizes)"
+
+
 def section_cost(rgb: np.ndarray, work: Path, repeats: int) -> dict[str, Any]:
     """Median wall time of jpeg_history_section on a ~1 MP JPEG made from a corpus frame."""
     import cv2
@@ -134,7 +143,8 @@ def section_cost(rgb: np.ndarray, work: Path, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         double_jpeg(luma, tables[0])
     double_ms = (time.process_time() - c) / repeats * 1000
-    return {"pixels": int(big.shape[0] * big.shape[1]), "section_wall_ms_median": round(float(np.median(wall)) * 1000, 2),
+    return {"pixels": int(big.shape[0] * big.shape[1]),
+            "section_wall_ms_median": round(float(np.median(wall)) * 1000, 2),
             "section_cpu_ms_median": round(float(np.median(cpu)) * 1000, 2),
             "double_jpeg_cpu_ms": round(double_ms, 2), "repeats": repeats}
 
@@ -160,6 +170,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if cut is not None:
             rows += [dict(r, group="frame cut 256 px") for r in pairs(cut, orders[i % 2], rng)]
         rows += [dict(r, group="whole frame") for r in pairs(off_grid(rgb, rng, None), orders[(i + 1) % 2], rng)]
+    for r in rows:
+        mp = r["w"] * r["h"] / 1e6
+        r["bucket"] = ("whole frame < 0.1 MP" if mp < 0.1 else "whole frame 0.1-0.3 MP" if mp < 0.3
+                       else "whole frame >= 0.3 MP")
     big = [r for r in rows if r["group"] != "crop 128 px"]
     threshold = threshold_at_fpr(np.array([r["score"] for r in big if r["label"] == 0]), TARGET_FPR)
     results: dict[str, Any] = {"threshold": round(float(threshold), 4), "threshold_fpr_target": TARGET_FPR,
@@ -173,11 +187,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[group] = group_metrics(part, threshold)
         for order in orders:
             results[f"{group}, {order}"] = group_metrics([r for r in part if r["order"] == order], threshold)
+    for bucket in ("whole frame < 0.1 MP", "whole frame 0.1-0.3 MP", "whole frame >= 0.3 MP"):
+        part = [r for r in rows if r["group"] == "whole frame" and r["bucket"] == bucket]
+        if part:
+            results[bucket] = group_metrics(part, threshold)
     args.out.mkdir(parents=True, exist_ok=True)
     cost = section_cost(frames[0][1] if frames else np.zeros((576, 720, 3), np.uint8), args.out, args.repeats)
-    report = {"command": "python benchmarks/bench_double_jpeg.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+    command = " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    report = {"command": f"python benchmarks/bench_double_jpeg.py {command}",
               "seed": args.seed, "qualities": [int(QUALITIES[0]), int(QUALITIES[-1])],
-              "sizes": {g: sorted({f"{r['w']}x{r['h']}" for r in rows if r["group"] == g}) for g in
+              "sizes": {g: size_range([r for r in rows if r["group"] == g]) for g in
                         ("crop 128 px", "frame cut 256 px", "whole frame")},
               "results": results, "cost_1mp": cost, "runtime_s": round(time.perf_counter() - start, 1)}
     (args.out / "cost_1mp.jpg").unlink(missing_ok=True)
@@ -202,7 +221,7 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {name} | {m['n_single']} | {m['n_double']} | {m['auc']:.3f} [{m['auc_ci'][0]:.3f}, "
                      f"{m['auc_ci'][1]:.3f}] | {m['tpr_at_threshold']:.2f} | {m['fpr_at_threshold']:.2f} | {q1} |")
     c = rep["cost_1mp"]
-    lines += ["", "Sizes: " + "; ".join(f"{g}: {', '.join(s)}" for g, s in rep["sizes"].items()), "",
+    lines += ["", "Sizes: " + "; ".join(f"{g}: {s}" for g, s in rep["sizes"].items()), "",
               f"Cost of `jpeg_history_section` on a {c['pixels'] / 1e6:.2f} MP JPEG (q85), median of {c['repeats']} "
               f"runs: {c['section_cpu_ms_median']} ms CPU ({c['section_wall_ms_median']} ms wall), of which the "
               f"double-JPEG statistic {c['double_jpeg_cpu_ms']} ms CPU (the rest: luma decode, ELA re-save at "

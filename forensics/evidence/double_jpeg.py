@@ -80,7 +80,8 @@ _CANDIDATES = np.arange(1, MAX_Q1 + 1, dtype=np.float64)  # [C]
 
 
 def _hist(values: np.ndarray) -> np.ndarray:
-    """Counts of integer values in -MAX_BIN..MAX_BIN, the zero bin left out (it is mostly flat blocks).  # [N] -> [2*MAX_BIN]"""
+    """Counts of integer values in -MAX_BIN..MAX_BIN, the zero bin left out (mostly flat blocks).
+    # [N] -> [2*MAX_BIN]"""
     keep = (np.abs(values) <= MAX_BIN) & (values != 0)
     return np.delete(np.bincount(values[keep] + MAX_BIN, minlength=_NBINS), MAX_BIN).astype(np.float64)
 
