@@ -2,10 +2,9 @@
 CNNDetection (Wang et al. 2020), and a FaceForensics++-style tree.
 
 The manifest is written inside (or above) the dataset folder, since manifest paths are relative to the
-manifest's own folder and may not escape it. Files that cannot be read are reported, never silently
-dropped: each importer returns the manifest, a list of `(path, reason)` failures (media that cannot be used:
-undecodable, unreadable, a link outside the dataset or to a file already imported, a name that is not UTF-8) and
-a list of entries it ignored (hidden, not a media extension, links to folders), so every entry is accounted for.
+manifest's own folder and may not escape it. Nothing is dropped silently: each importer returns the manifest,
+the `(path, reason)` failures (media that cannot be used: undecodable, unreadable, a symlink, a name that is
+not UTF-8) and the `(path, reason)` entries it ignored (hidden, not a media extension, links to folders).
 """
 from __future__ import annotations
 
@@ -42,12 +41,10 @@ class ImportResult:
 
 @dataclass
 class _Walk:
-    """What an import saw besides its rows: failures, ignored entries, and the real files already imported
-    (a symlink to a file imported under another name is reported, not imported twice)."""
+    """What an import saw besides its rows: the files it could not use and the entries it ignored."""
 
     failures: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
-    seen: dict[str, str] = field(default_factory=dict)  # realpath -> the path it was imported as
 
 
 def _media_files(folder: Path, walk: _Walk) -> Iterator[Path]:
@@ -84,15 +81,27 @@ def _read_size(path: Path, kind: str) -> tuple[int, int]:
     return int(rgb.shape[1]), int(rgb.shape[0])
 
 
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symlink is not imported: its target is outside the dataset root, or inside it (then the target is
+    imported under its own name, and a second row for the same file would count it twice)."""
+    if not path.is_symlink():
+        return None
+    real = Path(os.path.realpath(path))
+    if real.is_relative_to(root.resolve()):
+        return f"a symbolic link to {printable(real)}, a file of the dataset (imported under its own name)"
+    return f"a symbolic link to {printable(real)}, outside the dataset root {printable(root)}"
+
+
 def _sample_row(path: Path, root: Path, walk: _Walk, **fields: object) -> dict | None:
     """A manifest row for one file, or None (recorded in `walk.failures`) when the file is unusable."""
     shown = printable(path)
     try:
         kind = media_kind(path)
         width, height = _read_size(path, kind)
-        real = os.path.realpath(path)
-        if not Path(real).is_relative_to(root.resolve()):
-            raise ValueError("outside the root")
+        link = _link_problem(path, root)
+        if link:
+            walk.failures.append((shown, link))
+            return None
         rel = relative_path(path, root)
         rel.encode("utf-8")
         digest = sha256_file(path)
@@ -102,18 +111,16 @@ def _sample_row(path: Path, root: Path, walk: _Walk, **fields: object) -> dict |
     except UnicodeEncodeError:
         walk.failures.append((shown, "the file name is not valid UTF-8 and cannot be stored in a manifest; rename it"))
         return None
-    except ValueError:  # a link whose target is outside the dataset root
-        walk.failures.append((shown, f"a symbolic link to {printable(real)}, outside the dataset root {printable(root)}"))
-        return None
     except OSError as exc:
         walk.failures.append((shown, f"cannot read ({exc.strerror or exc})"))
         return None
-    if real in walk.seen:
-        walk.failures.append((shown, f"the same file as {walk.seen[real]} (a link), imported once"))
-        return None
-    walk.seen[real] = shown
     fields.setdefault("sample_id", rel)
     return new_row(path=rel, sha256=digest, media=kind, width=width, height=height, **fields)
+
+
+def _with_splits(rows: list[dict]) -> pd.DataFrame:
+    """The rows as a manifest with group splits; no rows: an empty frame, which `import_dataset` refuses."""
+    return assign_group_splits(to_frame(rows)) if rows else to_frame(rows)
 
 
 def import_folder(folder: Path, root: Path) -> ImportResult:
@@ -130,7 +137,7 @@ def import_folder(folder: Path, root: Path) -> ImportResult:
             row["group_id"] = row["path"]
             row["video_id"] = row["sample_id"] if row["media"] == "video" else ""
             rows.append(row)
-    return ImportResult(assign_group_splits(to_frame(rows)), walk.failures, walk.ignored)
+    return ImportResult(_with_splits(rows), walk.failures, walk.ignored)
 
 
 def import_real_fake(folder: Path, root: Path) -> ImportResult:
@@ -160,7 +167,7 @@ def import_real_fake(folder: Path, root: Path) -> ImportResult:
             row["group_id"] = row["path"]
             rows.append(row)
     df = to_frame(rows)
-    if (df["split"] == "").any():
+    if rows and (df["split"] == "").any():
         df = assign_group_splits(df)
     return ImportResult(df, walk.failures, walk.ignored)
 
@@ -235,8 +242,7 @@ def import_ffpp(folder: Path, root: Path) -> ImportResult:
             rows.append(row)
             if row["label"] == 0:
                 real_ids[(compression, path.stem)] = sample_id
-    df = to_frame(rows)
-    return ImportResult(assign_group_splits(df), walk.failures, walk.ignored)
+    return ImportResult(_with_splits(rows), walk.failures, walk.ignored)
 
 
 IMPORTERS: dict[str, Callable[[Path, Path], ImportResult]] = {

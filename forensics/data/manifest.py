@@ -173,12 +173,8 @@ def resolve_paths(df: pd.DataFrame, root: str | os.PathLike) -> list[Path]:
 
 
 def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
-    """A file's manifest `path` value: posix, relative to the root, refusing files outside it (ValueError).
-
-    The folders are resolved but the file's own name is kept: a symlink is recorded under its own name, not its
-    target's (two names of one file must not become one path twice)."""
-    path = Path(path)
-    rel = (path.parent.resolve() / path.name).relative_to(Path(root).resolve())
+    """A file's manifest `path` value: posix, relative to the root, refusing files outside it."""
+    rel = Path(path).resolve().relative_to(Path(root).resolve())
     return rel.as_posix()
 
 

@@ -289,9 +289,12 @@ def _mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
 
 
 def build_bad_corpus(out_dir: str | os.PathLike, seed: int, sources: Sequence[str | os.PathLike] | None = None,
-                     n: int = 500) -> list[FuzzCase]:
+                     n: int = 500, video_share: float = 0.2) -> list[FuzzCase]:
     """Write a corpus of at least `n` entries (fixed cases first, then seeded mutations of `sources`) under
-    `out_dir` (created; must be empty or absent). Returns one FuzzCase per entry, in creation order."""
+    `out_dir` (created; must be empty or absent). Returns one FuzzCase per entry, in creation order.
+
+    `video_share` of the mutations damage a video: a damaged video that still decodes costs a scan ~1-4 s (its
+    timeline plot), an image ~0.4 s, so this share sets the corpus's scan time."""
     root = Path(out_dir).absolute()
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
@@ -308,9 +311,11 @@ def build_bad_corpus(out_dir: str | os.PathLike, seed: int, sources: Sequence[st
     w = _Writer(root)
     paths.append(_fixed_cases(w, rng, photos[0], videos))  # damaged .mov files come from the remuxed copy
     blobs = {p: p.read_bytes() for p in paths}
+    videos = [p for p in paths if p.suffix.lower() in _VIDEO_EXTS]  # the remuxed .mov included
     i = 0
     while len(w.cases) < n:
-        src = paths[int(rng.integers(0, len(paths)))]
+        pool = videos if rng.random() < video_share else photos
+        src = pool[int(rng.integers(0, len(pool)))]
         damaged, how = _mutate(blobs[src], rng)
         ext = src.suffix.lower()
         if rng.random() < 0.1:  # now and then under another media extension of the same kind
