@@ -62,11 +62,11 @@ class TensorInfo:
 def pickle_kind(head: bytes) -> str | None:
     """What a file that starts with `head` is, if it is one of the pickle-based formats; None otherwise."""
     if head[:4] == b"PK\x03\x04":
-        return "a zip archive (torch.save's format, which holds a pickle)"
+        return "a zip archive, as torch.save writes, holding a pickle"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return f"a pickle (protocol {head[1]}; torch.save's legacy format, pickle or joblib)"
+        return f"a pickle, protocol {head[1]}, as pickle, joblib or an old torch.save write"
     if head[:6] == b"\x93NUMPY":
-        return "a numpy .npy file (may hold pickled objects)"
+        return "a numpy .npy file, which may hold pickled objects"
     return None
 
 

@@ -159,10 +159,10 @@ def test_a_pickle_where_safetensors_is_expected_is_refused_and_never_run(spectra
     payload = {"attr.coef_": _Exploit()}
     if kind == "pickle":
         weights.write_bytes(pickle.dumps(payload, protocol=4))
-        reason = r"it is a pickle \(protocol 4"
+        reason = r"it is a pickle, protocol 4"
     else:
         torch.save(payload, weights, _use_new_zipfile_serialization=kind == "torch-zip")
-        reason = "zip archive" if kind == "torch-zip" else r"it is a pickle \(protocol 2"
+        reason = "zip archive" if kind == "torch-zip" else r"it is a pickle, protocol 2"
     refused(spectral, "not a safetensors file", "never unpickled", reason)
     assert not marker.exists()
 
@@ -431,3 +431,22 @@ def test_detect_predict_with_a_bad_checkpoint_exits_2_with_one_line(spectral: Pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert str(spectral / "weights.safetensors") in lines[0]
+
+
+def test_the_temporal_detector_checks_its_feature_names_and_head(tmp_path: Path) -> None:
+    from forensics.detectors.temporal import TemporalDetector
+    from forensics.video.features import TRACK_FEATURES
+
+    rng = np.random.default_rng(1)
+    names = list(TRACK_FEATURES[:3])
+    table = pd.DataFrame({n: rng.random(40) for n in names})
+    TemporalDetector(features=",".join(names)).fit(table, np.r_[np.zeros(20), np.ones(20)]).save(tmp_path / "t")
+    assert registry.load(tmp_path / "t").feature_names_ == names
+    cfg = tmp_path / "t" / "config.json"
+    edit_json(cfg, lambda c: c["params"].update(features=",".join(names + ["rm -rf"])))
+    refused(tmp_path / "t", r"unknown: \['rm -rf'\]")
+    edit_json(cfg, lambda c: c["params"].update(features=",".join(names + [TRACK_FEATURES[5]])))
+    refused(tmp_path / "t", r"feature_names_/n_features_in_ disagree")
+    edit_json(cfg, lambda c: c["fitted"].update(feature_names_=c["fitted"]["feature_names_"] + [TRACK_FEATURES[5]],
+                                                n_features_in_=4))
+    refused(tmp_path / "t", r"tensor 'attr.scaler_mean_' has shape \[3\] but a temporal head on 4 features needs \[4\]")
