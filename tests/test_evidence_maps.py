@@ -111,3 +111,44 @@ def test_gradcam_sections_report_bad_input_instead_of_raising(bundle) -> None:
     explainer = GradCamExplainer.from_bundle(bundle)
     (section,) = gradcam_sections(explainer, np.zeros((1, 128, 128, 3), np.float32), ["face-1"])
     assert section.fields["error"].startswith("face-1: ") and section.signal.stance == "no information"
+
+
+# ------------------------------------------------------------------------------------------ noise residual
+
+
+def test_noise_residual_of_a_real_face_is_measured_and_takes_no_stance(crops) -> None:
+    from forensics.evidence.noise import RATIO_HIGH, RATIO_LOW, noise_residual_section
+
+    section = noise_residual_section(crops[0], "face-1")
+    f = section.fields
+    assert f["asset"] == "face-1-noise.png" and set(section.assets) == {"face-1-noise.png"}
+    assert _decode(section.assets["face-1-noise.png"]).shape == (128, 128, 3)
+    assert f["face_energy"] > 0 and f["border_energy"] > 0
+    assert f["ratio"] == pytest.approx(f["face_energy"] / f["border_energy"], rel=1e-5)
+    assert RATIO_LOW <= f["ratio"] <= RATIO_HIGH and section.signal.stance == "no information"
+
+
+def test_a_smooth_face_on_a_noisy_background_suggests_manipulation(crops, rng) -> None:
+    """The face ellipse blurred (a face with no noise of its own) and the surroundings given strong noise."""
+    from forensics.evidence.noise import RATIO_LOW, noise_residual_section
+    from forensics.evidence.overlay import face_ellipse_mask
+
+    crop = crops[0].astype(np.float32)
+    face = face_ellipse_mask(128)
+    crop[face] = cv2.GaussianBlur(crop, (7, 7), 3.0)[face]
+    crop[~face] += rng.normal(0.0, 12.0, size=crop[~face].shape)
+    section = noise_residual_section(np.clip(crop, 0, 255).astype(np.uint8), "face-1")
+    assert section.fields["ratio"] < RATIO_LOW
+    assert section.signal.stance == "suggests manipulation" and "less noise" in section.signal.reason
+
+
+def test_noise_section_on_a_flat_border_or_bad_crop_gives_no_information(rng) -> None:
+    from forensics.evidence.noise import noise_residual_section
+    from forensics.evidence.overlay import face_ellipse_mask
+
+    crop = np.full((128, 128, 3), 90, np.uint8)
+    crop[face_ellipse_mask(128)] = rng.integers(0, 256, (int(face_ellipse_mask(128).sum()), 3), dtype=np.uint8)
+    flat = noise_residual_section(crop, "face-1")
+    assert flat.fields["ratio"] is None and flat.signal.stance == "no information"
+    bad = noise_residual_section(np.zeros((128, 128), np.uint8), "face-2")
+    assert bad.fields["error"].startswith("face-2: ") and bad.signal.stance == "no information" and not bad.assets
