@@ -36,7 +36,8 @@ SCAN_FILES = ("0-f1-su-ph.jpg", "single_face.jpg", "grace_hopper.jpg", "astronau
 EXCLUDED = {
     "synth": "nothing",
     "zoo train": "`wall_time_s` in every model.json and log.jsonl line",
-    "detect bench": "training `seconds` and `git_commit` in metrics.json, report.md and report.html",
+    "detect bench": "training `seconds` in models/*/training.json, metrics.json, report.md and report.html; "
+                    "`git_commit` in metrics.json and the reports",
     "scan": "the `custody` block of scan.json and of each results.jsonl line, `sessions` in scan_state.json, the "
             "chain-of-custody section and timestamps of report.html",
 }
