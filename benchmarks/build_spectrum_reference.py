@@ -14,6 +14,8 @@
 3. Noise ratio: face-vs-border residual energy ratio (`forensics.evidence.noise`) on every real crop of
    `--data` (percentiles), and with `--fakes` on the fakes per generator (how many fall outside the real range).
 
+4. `--timing`: only the cost per face of each part on this machine (Grad-CAM, noise, spectrum), then exit.
+
 Nothing is written but `--out`. Prints every figure the evidence modules' constants cite.
 """
 from __future__ import annotations
@@ -54,13 +56,53 @@ def spectrum_rule_rates(curves: np.ndarray, reference, grid: list[tuple[float, f
     return [float(np.mean((frac >= f) & (worst >= e))) for f, e in grid]
 
 
+def time_parts(data: Path, n: int = 16, bundle_root: Path = Path("forensics/assets/bundle")) -> None:
+    """ms per face of each part on `n` real starter crops (after one warm-up call), as the scan would call them."""
+    from forensics.bundle import load_bundle
+    from forensics.evidence.gradcam import GradCamExplainer, gradcam_sections
+    from forensics.evidence.noise import noise_residual_section
+    from forensics.evidence.spectrum import load_spectrum_reference, spectrum_section
+
+    table = pd.read_parquet(data / "manifest.parquet")
+    rows = table[(table["label"] == 0) & (table["media"] != "video")].sample(n=n, random_state=0)
+    crops = load_crops(data, rows, 128)
+    bundle = load_bundle(bundle_root)
+    t0 = time.perf_counter()
+    explainer = GradCamExplainer.from_bundle(bundle)
+    print(f"Grad-CAM explainer set-up (once per scan, includes importing pytorch-grad-cam): "
+          f"{time.perf_counter() - t0:.2f} s")
+    reference = load_spectrum_reference(bundle_root)
+    parts = {
+        "gradcam, one face per call": lambda c: gradcam_sections(explainer, c[None], ["face-1"]),
+        "noise": lambda c: noise_residual_section(c, "face-1"),
+        "spectrum (with its PNG)": lambda c: spectrum_section(c, "face-1", reference),
+        "spectrum (fields only)": lambda c: spectrum_section(c, "face-1", reference, plot=False),
+    }
+    for label, fn in parts.items():
+        fn(crops[0])  # warm-up: lazy imports, caches
+        t0 = time.perf_counter()
+        for c in crops:
+            fn(c)
+        print(f"  {label:<28} {1000 * (time.perf_counter() - t0) / n:7.1f} ms per face")
+    t0 = time.perf_counter()
+    gradcam_sections(explainer, crops, [f"face-{i}" for i in range(n)])
+    print(f"  {'gradcam, all faces in one call':<28} {1000 * (time.perf_counter() - t0) / n:7.1f} ms per face")
+    import torch
+
+    print(f"  (torch threads: {torch.get_num_threads()}, {n} crops of {data})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/starter"))
     parser.add_argument("--out", type=Path, default=Path("forensics/assets/bundle/reference/spectrum.json"))
     parser.add_argument("--fakes", type=Path, default=None, help="a dataset folder with fakes (manifest.parquet)")
     parser.add_argument("--max-fakes", type=int, default=200, help="fakes per generator at most (seeded sample)")
+    parser.add_argument("--timing", action="store_true", help="only print the cost per face of each part")
     args = parser.parse_args(argv)
+    if args.timing:
+        time_parts(args.data)
+        return
 
     from forensics.data.media import write_bytes_atomic
     from forensics.evidence.noise import noise_ratios

@@ -73,6 +73,8 @@ def test_a_real_face_mostly_stays_in_the_band(reference: SpectrumReference, real
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert img is not None and max(img.shape[:2]) <= 512
     assert spectrum_section(real_crop, "face-1", reference).assets == section.assets  # same curve, same bytes
+    bare = spectrum_section(real_crop, "face-1", reference, plot=False)
+    assert not bare.assets and "asset" not in bare.fields and bare.signal == section.signal
 
 
 def test_old_bundles_and_bad_crops_give_no_information(tmp_path, reference: SpectrumReference) -> None:
