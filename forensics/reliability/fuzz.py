@@ -280,7 +280,7 @@ def _mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         start = int(rng.integers(0, n))
         length = int(rng.integers(1, max(2, n // 20)))
         buf[start:start + length] = bytes(len(buf[start:start + length]))
-        return bytes(buf), f"zero {length} bytes@{start}/{n}"
+        return bytes(buf), f"zero_run {length} bytes@{start}/{n}"
     span = min(n, 2048) if kind == "flip_header" else n
     flips = int(rng.integers(1, 33))
     for at in rng.integers(0, span, size=flips):
