@@ -50,6 +50,10 @@ def temporal_signal(units: Sequence[Mapping[str, Any]]) -> Signal | None:
     return Signal(stance, f"{unit['id']}: temporal P(fake) {unit['temporal']['probability']:.2f}")
 
 
+def _verb(names: Sequence[str], one: str, many: str) -> str:
+    return one if len(names) == 1 else many
+
+
 def agreement_table(entry: Mapping[str, Any], detectors: Sequence[str],
                     evidence: Mapping[str, Signal | None]) -> dict[str, Any]:
     """`entry`: the file's scan.json entry (faces/tracks scored); `evidence`: section name -> its signal."""
@@ -72,9 +76,11 @@ def agreement_table(entry: Mapping[str, Any], detectors: Sequence[str],
                  "note": "made from the detector rows; not counted as a signal of its own"}
     conflict = bool(suggest and clean)
     if conflict:
-        summary = (f"signals disagree: {', '.join(suggest)} suggest manipulation; {', '.join(clean)} show no sign")
+        summary = (f"signals disagree: {', '.join(suggest)} {_verb(suggest, 'suggests', 'suggest')} manipulation; "
+                   f"{', '.join(clean)} {_verb(clean, 'shows', 'show')} no sign")
     elif suggest:
-        summary = f"{', '.join(suggest)} suggest manipulation; no signal shows the opposite"
+        summary = (f"{', '.join(suggest)} {_verb(suggest, 'suggests', 'suggest')} manipulation; "
+                   "no signal shows the opposite")
     elif clean:
         summary = f"no signal suggests manipulation ({', '.join(clean)}: no sign)"
     else:

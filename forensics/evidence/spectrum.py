@@ -9,7 +9,8 @@ percentiles of the starter corpus's real training faces (`benchmarks/build_spect
 
 Section "spectrum" fields (one section per face):
     face                    the face's name (e.g. "face-1")
-    asset                   "<face>-spectrum.png": the curve over the band
+    asset                   "<face>-spectrum.png": the curve over the band (only with plot=True)
+    curve                   the face's curve, one value per bin (the scan report draws it over the band as SVG)
     n_bins, normalize       the curve's binning and normalisation (those of the reference)
     reference_n             how many real faces the band comes from
     high_freq_from          first bin counted as high frequency
@@ -140,6 +141,7 @@ def spectrum_fields(curve: np.ndarray, reference: SpectrumReference, name: str) 
         "max_excursion": _round(float(abs(exc[worst]))),
         "max_excursion_bin": worst,
         "max_high_freq_excursion": _round(float(np.abs(exc[hf:]).max())),
+        "curve": [float(f"{v:.4g}") for v in np.asarray(curve, np.float64)],
     }
 
 

@@ -29,7 +29,7 @@ from forensics.scan.timing import StageTimer
 class EvidenceKit:
     """The parts that need a model or a reference from the bundle, loaded once per scan (None: not in it)."""
 
-    gradcam: Any | None  # forensics.evidence.gradcam.GradCamExplainer
+    gradcam: Any | None  # forensics.evidence.gradcam.GradCamExplainer (None: the bundle has no CNN)
     mask_head: Any | None  # forensics.evidence.mask_head.MaskHead
     spectrum_reference: Any | None  # forensics.evidence.spectrum.SpectrumReference
 
@@ -40,8 +40,8 @@ class EvidenceKit:
         from forensics.evidence.spectrum import load_spectrum_reference
 
         root = Path(bundle.root)
-        return cls(gradcam=GradCamExplainer.from_bundle(bundle), mask_head=MaskHead.load(root),
-                   spectrum_reference=load_spectrum_reference(root))
+        explainer = GradCamExplainer.from_bundle(bundle) if "cnn" in bundle.detectors else None
+        return cls(gradcam=explainer, mask_head=MaskHead.load(root), spectrum_reference=load_spectrum_reference(root))
 
 
 def error_section(name: str, where: str, exc: Exception) -> Section:
@@ -58,8 +58,10 @@ def guarded(name: str, where: str, make: Callable[[], Section]) -> Section:
         return error_section(name, where, exc)
 
 
-def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None) -> list[Section]:
-    """Sections about the file itself. `rgb`: the decoded image (None for a video)."""
+def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
+                  face_boxes: np.ndarray | None) -> list[Section]:
+    """Sections about the file itself. `rgb`: the decoded image (None for a video); `face_boxes` [N,4] lets the
+    error-level analysis compare the faces with the rest of the image."""
     from forensics.evidence.container import video_container_section
     from forensics.evidence.jpeg import jpeg_history_section
     from forensics.evidence.metadata import image_metadata_section
@@ -69,7 +71,7 @@ def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None
     if kind == "image":
         assert rgb is not None
         parts = [("metadata", lambda: image_metadata_section(path, rgb)),
-                 ("jpeg", lambda: jpeg_history_section(path, rgb))]
+                 ("jpeg", lambda: jpeg_history_section(path, rgb, face_boxes))]
     else:
         parts = [("container", lambda: video_container_section(path))]
     parts.append(("c2pa", lambda: content_credentials_section(path)))
@@ -78,6 +80,7 @@ def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None
 
 def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], where: str) -> list[list[Section]]:
     """Sections for each aligned crop ([N,S,S,3] uint8); `names` prefix their pictures ("face-1", "track-2")."""
+    from forensics.evidence.gradcam import gradcam_sections
     from forensics.evidence.mask_head import mask_section
     from forensics.evidence.noise import noise_residual_section
     from forensics.evidence.spectrum import spectrum_section
@@ -87,7 +90,7 @@ def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], whe
     out: list[list[Section]] = [[] for _ in names]
     if kit.gradcam is not None:
         try:
-            for i, section in enumerate(kit.gradcam.sections(crops, names)):
+            for i, section in enumerate(gradcam_sections(kit.gradcam, crops, list(names))):
                 out[i].append(section)
         except Exception as exc:  # noqa: BLE001
             failed = error_section("gradcam", where, exc)
@@ -102,11 +105,13 @@ def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], whe
     for i, (crop, name) in enumerate(zip(crops, names)):
         out[i].append(guarded("noise", where, lambda: noise_residual_section(crop, name)))
         if kit.spectrum_reference is not None:
-            out[i].append(guarded("spectrum", where, lambda: spectrum_section(crop, name, kit.spectrum_reference)))
+            # plot=False: the report draws the curve over the band as SVG (a matplotlib PNG costs ~100 ms a face)
+            out[i].append(guarded("spectrum", where,
+                                  lambda: spectrum_section(crop, name, kit.spectrum_reference, plot=False)))
         if isinstance(masks, Exception):
             out[i].append(error_section("mask", where, masks))
         elif masks is not None:
-            out[i].append(guarded("mask", where, lambda: mask_section(crop, masks[i], name)))
+            out[i].append(guarded("mask", where, lambda: mask_section(crop, masks[i], name, kit.mask_head.rule)))
     return out
 
 
@@ -134,7 +139,8 @@ def faces_signal(name: str, per_unit: Sequence[tuple[str, Section]]) -> Signal |
         if hits:
             unit, sig = hits[0]
             more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
-            return Signal(stance, f"{unit}: {sig.reason}{more}")
+            named = sig.reason.startswith(unit.replace(" ", "-"))  # some parts name the face already
+            return Signal(stance, f"{sig.reason if named else f'{unit}: {sig.reason}'}{more}")
     return Signal(NO_INFORMATION, signals[0][1].reason)
 
 
@@ -152,7 +158,8 @@ def attach_evidence(fields: dict[str, Any], assets: dict[str, bytes], asset_dir:
             add_assets(assets, sections)
             unit["evidence"] = {s.name: section_json(s, asset_dir) for s in sections}
             flat.extend((unit["id"], s) for s in sections)
-        on_file = file_sections(path, kind, fmt, rgb)
+        boxes = np.asarray([u["box"] for u in units], np.float64).reshape(-1, 4) if kind == "image" else None
+        on_file = file_sections(path, kind, fmt, rgb, boxes if boxes is not None and len(boxes) else None)
         add_assets(assets, on_file)
         evidence = {s.name: section_json(s, asset_dir) for s in on_file}
         signals: dict[str, Signal | None] = {s.name: s.signal for s in on_file}

@@ -8,7 +8,7 @@ file (tag values, signer names) is escaped.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from markupsafe import escape
@@ -22,7 +22,7 @@ TITLES = {"agreement": "Agreement of all signals", "c2pa": "Content Credentials 
           "container": "Container and streams", "gradcam": "Grad-CAM (CNN)", "mask": "Predicted blend mask",
           "noise": "Noise residual", "spectrum": "Spectrum vs real faces"}
 _STANCE_CLASS = {SUGGESTS_MANIPULATION: "v-likely", NO_SIGN: "v-clean", NO_INFORMATION: "v-none"}
-_SKIP = {"signal", "pictures"}
+_SKIP = {"signal", "pictures", "curve", "asset", "face"}  # drawn or shown already
 Embed = Callable[[str | None], str]
 
 
@@ -41,16 +41,41 @@ def _value(value: Any, digits: int = 4) -> str:
     return escape("" if value is None else str(value))
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _inline(value: Any) -> str | None:
+    """A short object or list as one line ("key: value; ..."), or None when it is too long to read inline. An
+    object's nested members are left out of the line (the folded table below shows them)."""
+    if isinstance(value, dict):
+        scalars = [(k, v) for k, v in value.items() if _scalar(v) and v not in (None, "")]
+        if scalars and len(scalars) <= 16:
+            return "; ".join(f"{escape(k)}: {_value(v)}" for k, v in scalars)
+    if isinstance(value, list) and len(value) <= 6:
+        if all(_scalar(v) for v in value):
+            return ", ".join(_value(v) for v in value)
+        lines = [_inline(v) for v in value]
+        if all(line is not None for line in lines):
+            return "<br>".join(str(line) for line in lines)
+    return None
+
+
 def facts_table(section: Mapping[str, Any]) -> str:
-    """Scalars as rows; lists and objects folded under one <details>."""
-    scalars = [(k, v) for k, v in section.items() if k not in _SKIP and not isinstance(v, (dict, list))]
-    nested = [(k, v) for k, v in section.items() if k not in _SKIP and isinstance(v, (dict, list)) and v]
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{_value(v)}</td></tr>" for k, v in scalars)
-    html = f"<table>{rows}</table>" if rows else ""
-    if nested:
-        inner = "".join(f"<tr><th>{escape(k)}</th><td>{_value(v)}</td></tr>" for k, v in nested)
-        names = ", ".join(escape(k) for k, _ in nested)
-        html += f"<details><summary>more ({names})</summary><table>{inner}</table></details>"
+    """Scalars and short objects as rows; long lists and objects folded under one <details>. Empty facts are
+    left out (the JSON keeps them)."""
+    rows, folded = [], []
+    for key, value in section.items():
+        if key in _SKIP or value is None or value == "" or value == [] or value == {}:
+            continue
+        line = _value(value) if _scalar(value) else _inline(value)
+        if line is not None:
+            rows.append(f"<tr><th>{escape(key)}</th><td>{line}</td></tr>")
+        if line is None or json.dumps(value).count("{") + json.dumps(value).count("[") > 1:  # nested: all of it
+            folded.append(f"<tr><th>{escape(key)}</th><td>{_value(value)}</td></tr>")
+    html = f"<table>{''.join(rows)}</table>" if rows else ""
+    if folded:
+        html += f"<details><summary>more ({len(folded)})</summary><table>{''.join(folded)}</table></details>"
     return html
 
 
@@ -98,8 +123,39 @@ def file_evidence_html(evidence: Mapping[str, Any], embed: Embed) -> str:
     return "".join(parts)
 
 
-def face_evidence_html(evidence: Mapping[str, Any], embed: Embed) -> str:
-    """A face's where-maps side by side, each with its stance; the facts folded below."""
+def spectrum_svg(curve: Sequence[float], band: Any | None, high_from: int | None, width: int = 160,
+                 height: int = 128) -> str:
+    """The face's azimuthal spectrum (red) over the real-face band (blue: 5-95% shaded, median line), the
+    high-frequency bins shaded grey, as inline SVG: drawn by the browser from scan.json's numbers."""
+    n = len(curve)
+    if n < 2:
+        return ""
+    series = [list(curve)] + ([list(band.p5), list(band.p50), list(band.p95)] if band is not None else [])
+    lo, hi = min(min(v) for v in series), max(max(v) for v in series)
+    span = (hi - lo) or 1.0
+
+    def pts(values: Sequence[float]) -> list[str]:
+        return [f"{i * (width - 1) / (n - 1):.1f},{(height - 4) - (v - lo) / span * (height - 8) + 2:.1f}"
+                for i, v in enumerate(values)]
+
+    parts = [f'<svg class="map" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="spectrum against the real band">',
+             f'<rect width="{width}" height="{height}" fill="#fff"/>']
+    if high_from is not None:
+        x = high_from * (width - 1) / (n - 1)
+        parts.append(f'<rect x="{x:.1f}" width="{width - x:.1f}" height="{height}" fill="#eee"/>')
+    if band is not None:
+        area = pts(band.p95) + list(reversed(pts(band.p5)))
+        parts.append(f'<polygon points="{" ".join(area)}" fill="#1f77b4" fill-opacity="0.25"/>')
+        parts.append(f'<polyline points="{" ".join(pts(band.p50))}" fill="none" stroke="#1f77b4" stroke-width="1"/>')
+    parts.append(f'<polyline points="{" ".join(pts(curve))}" fill="none" stroke="#d62728" stroke-width="1.5"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def face_evidence_html(evidence: Mapping[str, Any], embed: Embed, band: Any | None = None) -> str:
+    """A face's where-maps side by side, each with its stance; the facts folded below. `band`: the bundle's
+    real-face spectrum reference (forensics.evidence.spectrum.SpectrumReference), for the spectrum plot."""
     names = [n for n in FACE_ORDER if n in evidence] + sorted(n for n in evidence if n not in FACE_ORDER)
     if not names:
         return ""
@@ -110,7 +166,10 @@ def face_evidence_html(evidence: Mapping[str, Any], embed: Embed) -> str:
         caption = escape(TITLES.get(name, name))
         stance = f"<br>{stance_badge(signal['stance'])}" if signal else ""
         error = f'<br><span class="err">{escape(section["error"])}</span>' if section.get("error") else ""
-        cells.append(f'<div class="map">{_pictures(section, embed, "map")}<br>{caption}{stance}{error}</div>')
+        picture = _pictures(section, embed, "map")
+        if name == "spectrum" and section.get("curve"):
+            picture = spectrum_svg(section["curve"], band, section.get("high_freq_from"))
+        cells.append(f'<div class="map">{picture}<br>{caption}{stance}{error}</div>')
     details = "".join(f"<tr><th>{escape(TITLES.get(n, n))}</th><td>{_signal_line(evidence[n])}"
                       f"{facts_table(evidence[n])}</td></tr>" for n in names)
     return (f'<div class="maps">{"".join(cells)}</div>'

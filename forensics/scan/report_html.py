@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from forensics.calibration import INCONCLUSIVE, LIKELY_MANIPULATED, NO_SIGN
 from forensics.data.media import write_bytes_atomic
+from forensics.evidence.spectrum import load_spectrum_reference
 from forensics.scan.assets import score_hex
 from forensics.scan.report_evidence import face_evidence_html, file_evidence_html
 
@@ -84,6 +85,7 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
                    + ", ".join(f"{n} {_fmt(c)}" for n, c in zip(fusion.detectors, fusion.coef)))
 
     embed = _Embedder(Path(out))
+    band = load_spectrum_reference(bundle.root)
 
     template = env.get_template("report.html.j2")
     return template.render(
@@ -94,7 +96,7 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
         fused_note=f"stacked, ({_fmt(bundle.decision.low)}, {_fmt(bundle.decision.high)}]",
         parent=lambda p: Path(p).parent.name + "/",
         file_evidence=lambda evidence: Markup(file_evidence_html(evidence, embed)),
-        face_evidence=lambda evidence: Markup(face_evidence_html(evidence, embed)))
+        face_evidence=lambda evidence: Markup(face_evidence_html(evidence, embed, band)))
 
 
 def write_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> Path:
