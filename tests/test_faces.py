@@ -40,6 +40,12 @@ def test_no_face_in_a_blank_image(detector: FaceDetector) -> None:
     assert detector.detect([np.full((200, 200, 3), 127, np.uint8)]) == [[]]
 
 
+def test_images_too_small_for_any_face_give_none_instead_of_an_error(detector: FaceDetector) -> None:
+    """MTCNN raises on an image smaller than its smallest face (its pyramid is empty); 3x2 photos exist."""
+    tiny = [np.zeros((2, 3, 3), np.uint8), np.zeros((12, 12, 3), np.uint8), np.zeros((19, 400, 3), np.uint8)]
+    assert detector.detect(tiny) == [[], [], []]
+
+
 def test_similarity_transform_recovers_a_known_transform(rng: np.random.Generator) -> None:
     src = rng.uniform(0, 100, size=(5, 2))
     angle, scale, shift = 0.3, 1.7, np.array([12.0, -4.0])

@@ -122,6 +122,8 @@ class FaceDetector:
         results: list[list[Face]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
+            if min(image.shape[:2]) < self.min_face_size:
+                continue  # no face of min_face_size fits (and MTCNN's image pyramid would be empty: it raises)
             by_shape.setdefault(image.shape, []).append(i)
         for indices in by_shape.values():
             for start in range(0, len(indices), self.batch_size):
