@@ -70,10 +70,16 @@ def run(seeds: int, kills: int, commands: list[str], work: Path) -> dict:
             continue
         t0 = time.perf_counter()
         ref = ref_job.run_reference()
-        results = []
+        results: list[dict] = []
+        failures: list[dict] = []
         for seed in range(seeds):
             job = next(j for j in _jobs(work, f"seed{seed}") if j.name == ref_job.name)
-            r = kill_and_resume(job, job.plan(ref, kills=kills), seed)
+            try:
+                r = kill_and_resume(job, job.plan(ref, kills=kills), seed)
+            except (RuntimeError, TimeoutError) as exc:  # a resume that fails is a finding, not a crash
+                print(f"{job.name} seed {seed}: FAILED {str(exc)[:2000]}", flush=True)
+                failures.append({"seed": seed, "error": str(exc)[-3000:]})
+                continue
             print(f"{job.name} seed {seed}: kills {r.kills}/{len(r.runs)} runs, identical {r.identical}, lost "
                   f"{r.lost_rows}, duplicated {r.duplicated_rows}", flush=True)
             results.append(r.to_dict())
@@ -84,7 +90,8 @@ def run(seeds: int, kills: int, commands: list[str], work: Path) -> dict:
             "rows_expected": results[0]["rows_expected"] if results else 0,
             "lost_rows": sum(r["lost_rows"] for r in results),
             "duplicated_rows": sum(r["duplicated_rows"] for r in results),
-            "byte_identical": f"{sum(r['identical'] for r in results)}/{len(results)}",
+            "byte_identical": f"{sum(r['identical'] for r in results)}/{len(results) + len(failures)}",
+            "failed_seeds": failures,
             "files_compared": results[0]["files_compared"] if results else 0,
             "seconds": round(time.perf_counter() - t0, 1), "runs": results}
     return report
@@ -103,6 +110,9 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {c['kill_points_tried']} | {c['kills_landed']} | {c['resumes']} | "
                      f"{c['rows_expected']} | {c['lost_rows']} | {c['duplicated_rows']} | {c['byte_identical']} | "
                      f"{c['files_compared']} | {c['excluded']} |")
+    for name, c in report["commands"].items():
+        for f in c["failed_seeds"]:
+            lines += ["", f"**{name}, seed {f['seed']}: the resume failed.**", "", "```", f["error"][-1500:], "```"]
     lines += ["", "A kill point that was not *landed* fell after the job had already finished (the run completed).",
               f"Platform: {report['platform']}.", ""]
     return "\n".join(lines)

@@ -104,7 +104,7 @@ def test_synth_resumes_to_the_same_bytes(inputs, seed: int) -> None:
     root, manifest, ckpt = inputs
     job = synth_job(root / "synth", manifest, ckpt, f"seed{seed}")
     ref = _reference(job, _REFS)
-    _check(kill_and_resume(job, job.plan(ref, kills=1), seed))
+    _check(kill_and_resume(job, job.plan(ref, kills=1, hi=0.6), seed))
 
 
 @pytest.mark.slow
@@ -113,7 +113,7 @@ def test_zoo_train_resumes_to_the_same_bytes(inputs, seed: int) -> None:
     root, manifest, _ = inputs
     job = train_job(root / "train", manifest, f"seed{seed}")
     ref = _reference(job, _REFS)
-    _check(kill_and_resume(job, job.plan(ref, kills=1), seed))
+    _check(kill_and_resume(job, job.plan(ref, kills=1, hi=0.6), seed))
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_detect_bench_resumes_to_the_same_bytes(inputs, seed: int) -> None:
     _reference(data, _REFS)
     job = bench_job(root / "bench", data.reference / "manifest.parquet", f"seed{seed}")
     ref = _reference(job, _REFS)
-    _check(kill_and_resume(job, job.plan(ref, kills=1), seed))
+    _check(kill_and_resume(job, job.plan(ref, kills=1, hi=0.6), seed))
 
 
 @pytest.mark.slow
@@ -139,4 +139,4 @@ def test_scan_resumes_to_the_same_bytes(inputs, seed: int) -> None:
         make_toy_bundle(bundle)
     job = scan_job(root / "scan", src, bundle, f"seed{seed}")
     ref = _reference(job, _REFS)
-    _check(kill_and_resume(job, job.plan(ref, kills=1), seed))
+    _check(kill_and_resume(job, job.plan(ref, kills=1, hi=0.6), seed))

@@ -242,8 +242,9 @@ class KillJob:
         the kill plan."""
         return timed_run(self.reference_cmd, self.cwd, self.env, self.timeout_s, self.marker_in(self.reference))
 
-    def plan(self, reference: RunRecord, kills: int = 2) -> KillPlan:
-        return KillPlan(duration_s=max(0.05, reference.seconds - (reference.marker_s or 0.0)), kills=kills, hi=0.8)
+    def plan(self, reference: RunRecord, kills: int = 2, hi: float = 0.8) -> KillPlan:
+        """Kill points over the first `hi` of the reference's working time (a later one would often miss)."""
+        return KillPlan(duration_s=max(0.05, reference.seconds - (reference.marker_s or 0.0)), kills=kills, hi=hi)
 
 
 def kill_and_resume(job: KillJob, plan: KillPlan, seed: int, max_finish_runs: int = 3) -> KillResult:
