@@ -206,5 +206,6 @@ def test_500_fuzzed_files_through_every_command(tmp_path: Path) -> None:
         assert c.command.startswith("scan") or c.crashes == 0, (c.command, c.examples)
     scan_crashes = [e for c in tally.commands if c.command.startswith("scan") for e in c.examples.get("crash", [])]
     if scan_crashes and all(KNOWN_LEAD_CRASH in e for e in scan_crashes):
-        pytest.xfail(f"known scan crash on images under 20 px a side (MTCNN), fix pending in forensics/data/faces.py: {scan_crashes[0]}")
+        pytest.xfail("known scan crash on images under 20 px a side (MTCNN), fix pending in "
+                     f"forensics/data/faces.py: {scan_crashes[0]}")
     assert tally.ok, problems
