@@ -31,6 +31,8 @@ def mutation_kind(mutation: str) -> str:
 
 
 def markdown(tally: FuzzTally, seed: int, kinds: Counter, max_frames: int, video_share: float) -> str:
+    locked = ("was readable (root ignores permissions), so it tests nothing here" if tally.mode_000_readable
+              else "was unreadable")
     lines = [
         "# Fuzzed bad-input corpus through every media reader (issue #14, part 1)",
         "",
@@ -62,7 +64,7 @@ def markdown(tally: FuzzTally, seed: int, kinds: Counter, max_frames: int, video
         "counts the rows it printed against the rows the import wrote.",
         "",
         f"Running as root: {tally.running_as_root}. The mode-000 file "
-        f"{'was readable (root ignores permissions), so it tests nothing here' if tally.mode_000_readable else 'was unreadable'}"
+        f"{locked}"
         "; a FIFO named .jpg (opening it would block) and a file under a folder without x permission (readable by "
         "root) stand in for it. Unreadable-file handling (EACCES) is only exercised when not root.",
     ]

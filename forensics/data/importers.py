@@ -36,7 +36,7 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 class ImportResult:
     manifest: pd.DataFrame
     failures: list[tuple[str, str]] = field(default_factory=list)  # media files that could not be imported
-    ignored: list[tuple[str, str]] = field(default_factory=list)  # not media (hidden, other extension, link to a folder)
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # hidden, another extension, a link to a folder
 
 
 @dataclass
