@@ -26,7 +26,7 @@ def scan_command(
     detect_side: int = typer.Option(480, "--detect-side", min=32, help="Long side (px) of the copy face "
                                     "detection sees (never so small that a --min-face face is missed)."),
     device: str = typer.Option("cpu", "--device", help="Face detector device: cpu | cuda | auto."),
-    evidence: bool = typer.Option(False, "--evidence/--no-evidence", help="Metadata, JPEG history, Content "
+    evidence: bool = typer.Option(True, "--evidence/--no-evidence", help="Metadata, JPEG history, Content "
                                   "Credentials, Grad-CAM/noise/mask maps, spectra and the agreement table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:

@@ -19,7 +19,7 @@ class ScanSettings:
     thumb_side: int = 480  # px, long side of report thumbnails
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images/frames are refused, not decoded
     device: str = "cpu"  # MTCNN device: cpu | cuda | auto
-    evidence: bool = False  # metadata, JPEG history, C2PA, where-maps, agreement table (forensics.evidence)
+    evidence: bool = True  # metadata, JPEG history, C2PA, where-maps, agreement table (forensics.evidence)
 
     def __post_init__(self) -> None:
         if self.every < 1:
