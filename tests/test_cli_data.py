@@ -36,5 +36,7 @@ def test_import_then_describe(tmp_path: Path) -> None:
 def test_describe_reports_a_broken_manifest(tmp_path: Path) -> None:
     (tmp_path / "m.parquet").write_bytes(b"junk")
     result = runner.invoke(app, ["data", "describe", str(tmp_path / "m.parquet")])
-    assert result.exit_code != 0
-    assert "cannot read manifest" in str(result.exception)
+    assert result.exit_code == 2
+    assert "cannot read manifest" in result.output and str(tmp_path / "m.parquet") in result.output
+    missing = runner.invoke(app, ["data", "describe", str(tmp_path / "absent.parquet")])
+    assert missing.exit_code == 2 and "absent.parquet" in missing.output

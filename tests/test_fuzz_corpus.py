@@ -187,7 +187,6 @@ def test_fixed_cases_through_every_reader(tmp_path: Path) -> None:
         restore_permissions(cases)
 
 
-KNOWN_LEAD_CRASH = "torch.cat(): expected a non-empty list of Tensors"  # MTCNN on images < 20 px a side
 
 
 @pytest.mark.slow
@@ -203,9 +202,5 @@ def test_500_fuzzed_files_through_every_command(tmp_path: Path) -> None:
     problems = {c.command: c.examples for c in tally.commands if not c.ok}
     for c in tally.commands:
         assert c.unaccounted == 0 and c.reasons_without_name == 0, (c.command, c.examples)
-        assert c.command.startswith("scan") or c.crashes == 0, (c.command, c.examples)
-    scan_crashes = [e for c in tally.commands if c.command.startswith("scan") for e in c.examples.get("crash", [])]
-    if scan_crashes and all(KNOWN_LEAD_CRASH in e for e in scan_crashes):
-        pytest.xfail("known scan crash on images under 20 px a side (MTCNN), fix pending in "
-                     f"forensics/data/faces.py: {scan_crashes[0]}")
+        assert c.crashes == 0, (c.command, c.examples)
     assert tally.ok, problems

@@ -422,8 +422,6 @@ def test_scan_with_a_bad_bundle_exits_2_with_one_line_and_no_traceback(bundle: P
 
 
 @pytest.mark.skipif(STARTER_IMAGE is None, reason="no starter image")
-@pytest.mark.xfail(strict=True, reason="needs forensics/cli/detect.py to catch CheckpointError (owned by another "
-                                       "helper; see brief 3c's report)")
 def test_detect_predict_with_a_bad_checkpoint_exits_2_with_one_line(spectral: Path, tmp_path: Path) -> None:
     (spectral / "weights.safetensors").write_bytes(b"\x80\x04not really")
     result = _cli("detect", "predict", str(spectral), str(STARTER_IMAGE), cwd=tmp_path)

@@ -81,10 +81,15 @@ def import_(
 @data_app.command("describe")
 def describe(manifest: Path = typer.Argument(..., help="A manifest.parquet (or .csv).")) -> None:
     """Counts per split/label/generator/identity, and a check of the manifest's rules."""
-    from forensics.data.manifest import dataset_root, describe_manifest, read_manifest, validate_manifest
+    from forensics.data.manifest import (ManifestError, dataset_root, describe_manifest, read_manifest,
+                                         validate_manifest)
 
-    df = read_manifest(manifest)
-    validate_manifest(df, dataset_root(manifest))
+    try:
+        df = read_manifest(manifest)
+        validate_manifest(df, dataset_root(manifest))
+    except (ManifestError, OSError) as exc:  # a missing, unreadable or rule-breaking manifest: one line, exit 2
+        typer.echo(f"forensics data describe: {exc}", err=True)
+        raise typer.Exit(2) from None
     print_description(describe_manifest(df))
 
 

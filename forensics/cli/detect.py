@@ -14,6 +14,20 @@ import typer
 detect_app = typer.Typer(no_args_is_help=True, help="Detectors: train, evaluate, predict, benchmark + report.")
 
 
+def _load_detector(model: Path, command: str):
+    """A saved detector, or exit 2 with one line naming the file and the reason (a corrupt, pickled or lying
+    checkpoint is refused by forensics.modelfiles before any tensor is used)."""
+    import forensics.detectors as registry
+    from forensics.data.media import printable
+    from forensics.modelfiles import CheckpointError
+
+    try:
+        return registry.load(model)
+    except (CheckpointError, OSError, TypeError) as exc:
+        typer.echo(f"forensics detect {command}: {printable(str(exc))}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _split_list(value: Optional[str]) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
@@ -114,10 +128,9 @@ def predict_cmd(
 
     One line per file: `PATH<tab>P<tab>fake|real` on stdout, or `PATH<tab>error<tab>REASON` on stderr (a name's
     undecodable bytes printed as backslash escapes)."""
-    import forensics.detectors as registry
     from forensics.data.media import MediaError, printable, read_image
 
-    det = registry.load(model)
+    det = _load_detector(model, "predict")
     for path in paths:
         try:
             img = read_image(path)
@@ -136,11 +149,10 @@ def predict_video_cmd(
     max_clips: Optional[int] = typer.Option(None, help="at most this many clips per video, spread over it"),
 ) -> None:
     """Temporal detector on videos: P(fake) per 2 s clip and face track (bad files are reported)."""
-    import forensics.detectors as registry
     from forensics.data.media import MediaError
     from forensics.video.scoring import score_video
 
-    det = registry.load(model)
+    det = _load_detector(model, "predict-video")
     for path in paths:
         try:
             rows = score_video(path, det, clip_seconds=clip_seconds, max_clips=max_clips)
