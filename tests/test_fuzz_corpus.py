@@ -187,8 +187,6 @@ def test_fixed_cases_through_every_reader(tmp_path: Path) -> None:
         restore_permissions(cases)
 
 
-
-
 @pytest.mark.slow
 def test_500_fuzzed_files_through_every_command(tmp_path: Path) -> None:
     """The issue's figure: 500 entries through scan (library + CLI), detect predict, data import and describe:
