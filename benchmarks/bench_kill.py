@@ -84,7 +84,7 @@ def run(seeds: int, kills: int, commands: list[str], work: Path) -> dict:
                   f"{r.lost_rows}, duplicated {r.duplicated_rows}", flush=True)
             results.append(r.to_dict())
         report["commands"][ref_job.name] = {
-            "reference_seconds": ref.seconds, "reference_marker_s": ref.marker_s, "excluded": EXCLUDED[ref_job.name],
+            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reference_seconds": ref.seconds, "reference_marker_s": ref.marker_s, "excluded": EXCLUDED[ref_job.name],
             "kill_points_tried": sum(len([x for x in r["runs"] if x["kill_at_s"] is not None]) for r in results),
             "kills_landed": sum(r["kills"] for r in results), "resumes": sum(r["resumes"] for r in results),
             "rows_expected": results[0]["rows_expected"] if results else 0,
@@ -125,11 +125,18 @@ def main() -> None:
                                                           "next ones hit resumes)")
     ap.add_argument("--commands", default="synth,zoo train,detect bench,scan")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "reliability")
+    ap.add_argument("--update", action="store_true", help="keep the other commands' results already in "
+                                                           "OUT/kill.json (re-measure only --commands)")
     args = ap.parse_args()
     from forensics.jobs.atomic import write_json, write_text
 
     with tempfile.TemporaryDirectory(prefix="bench_kill_") as tmp:
         report = run(args.seeds, args.kills, [c.strip() for c in args.commands.split(",")], Path(tmp))
+    if args.update and (args.out / "kill.json").exists():
+        old = json.loads((args.out / "kill.json").read_text())
+        if (old["seeds"], old["kills_per_seed"]) != (report["seeds"], report["kills_per_seed"]):
+            raise SystemExit("--update needs the same --seeds and --kills as the saved run")
+        report["commands"] = {**old["commands"], **report["commands"]}
     write_json(args.out / "kill.json", report)
     write_text(args.out / "kill.md", markdown(report))
     print(markdown(report))
