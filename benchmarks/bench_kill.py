@@ -48,7 +48,8 @@ def _jobs(work: Path, run: str) -> list[KillJob]:
     src, bundle = work / "scan_in", work / "bundle"
     synth = synth_job(work / "synth", manifest, ckpt, run)
     return [synth, train_job(work / "train", manifest, run),
-            bench_job(work / "bench", synth.reference / "manifest.parquet", run), scan_job(work / "scan", src, bundle, run)]
+            bench_job(work / "bench", synth.reference / "manifest.parquet", run),
+            scan_job(work / "scan", src, bundle, run)]
 
 
 def _prepare(work: Path) -> None:
@@ -84,7 +85,8 @@ def run(seeds: int, kills: int, commands: list[str], work: Path) -> dict:
                   f"{r.lost_rows}, duplicated {r.duplicated_rows}", flush=True)
             results.append(r.to_dict())
         report["commands"][ref_job.name] = {
-            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reference_seconds": ref.seconds, "reference_marker_s": ref.marker_s, "excluded": EXCLUDED[ref_job.name],
+            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reference_seconds": ref.seconds,
+            "reference_marker_s": ref.marker_s, "excluded": EXCLUDED[ref_job.name],
             "kill_points_tried": sum(len([x for x in r["runs"] if x["kill_at_s"] is not None]) for r in results),
             "kills_landed": sum(r["kills"] for r in results), "resumes": sum(r["resumes"] for r in results),
             "rows_expected": results[0]["rows_expected"] if results else 0,

@@ -275,7 +275,8 @@ def compare_outputs(job: KillJob, seed: int, runs: list[RunRecord], tail: str = 
     missing, extra = sorted(ref.keys() - got.keys()), sorted(got.keys() - ref.keys())
     ref_rows, got_rows = job.row_keys(job.reference), job.row_keys(job.out)
     lost = len(set(ref_rows) - set(got_rows))
-    return KillResult(name=job.name, seed=seed, runs=runs, files_compared=len(ref), identical=not (differing or missing or extra),
+    return KillResult(name=job.name, seed=seed, runs=runs, files_compared=len(ref),
+                      identical=not (differing or missing or extra),
                       differing=differing, missing=missing, extra=extra, normalized=touched,
                       rows_expected=len(ref_rows), rows_found=len(got_rows), lost_rows=lost,
                       duplicated_rows=duplicates(got_rows), stderr_tail=tail[-1500:])
