@@ -81,6 +81,14 @@ def pixel_auc(probs: np.ndarray, truth: np.ndarray, seed: int, n: int = 200_000)
     return round(float(roc_auc_score(t[idx], p[idx])), 4)
 
 
+def area_auc(fake_areas: np.ndarray, real_areas: np.ndarray) -> float:
+    """How well the predicted area alone tells a blend from a real face (image-level ROC AUC)."""
+    from forensics.metrics import roc_auc
+
+    labels = np.r_[np.ones(len(fake_areas)), np.zeros(len(real_areas))]
+    return round(float(roc_auc(labels, np.r_[fake_areas, real_areas])), 4)
+
+
 def area(probs: np.ndarray) -> np.ndarray:
     return (probs > PIXEL_THRESHOLD).mean(axis=(1, 2))
 
@@ -181,17 +189,20 @@ def evaluate(net, args: argparse.Namespace, state: dict) -> dict:
     for cond in CONDITIONS:
         probs = predict_masks(net, perturbed(fakes, cond))
         values = iou(probs > PIXEL_THRESHOLD, truth)
-        doc["blends"][cond] = {**iou_summary(values, seed), "pixel_auc": pixel_auc(probs, truth, seed),
-                               "detected_by_area_rule": round(float((area(probs) > area_threshold).mean()), 4)}
         real_probs = predict_masks(net, perturbed(test, cond))
         real_area = area(real_probs)
+        doc["blends"][cond] = {**iou_summary(values, seed), "pixel_auc": pixel_auc(probs, truth, seed),
+                               "detected_by_area_rule": round(float((area(probs) > area_threshold).mean()), 4),
+                               "mean_area": round(float(area(probs).mean()), 4),
+                               "area_auc_vs_reals": area_auc(area(probs), real_area)}
         doc["reals"][cond] = {"n": int(len(test)), "mean_area": round(float(real_area.mean()), 4),
                               "median_area": round(float(np.median(real_area)), 4),
                               "p95_area": round(float(np.quantile(real_area, 0.95)), 4),
                               "false_alarm": round(float((real_area > area_threshold).mean()), 4)}
         print(f"{cond:>6}: blends IoU mean {doc['blends'][cond]['mean']:.3f} {doc['blends'][cond]['ci95']} median "
               f"{doc['blends'][cond]['median']:.3f}, pixel AUC {doc['blends'][cond]['pixel_auc']:.3f}, flagged "
-              f"{doc['blends'][cond]['detected_by_area_rule']:.3f}; reals mean area {real_area.mean():.4f}, "
+              f"{doc['blends'][cond]['detected_by_area_rule']:.3f}, area AUC blends vs reals "
+              f"{doc['blends'][cond]['area_auc_vs_reals']:.3f}; reals mean area {real_area.mean():.4f}, "
               f"false alarm {doc['reals'][cond]['false_alarm']:.3f}", flush=True)
         if cond == "none":
             pick = np.random.default_rng(seed).permutation(len(fakes))
@@ -206,7 +217,8 @@ def evaluate(net, args: argparse.Namespace, state: dict) -> dict:
         probs = predict_masks(net, perturbed(swaps, cond))
         values = iou(probs > PIXEL_THRESHOLD, swap_truth)
         doc["poisson"][cond] = {**iou_summary(values, seed), "pixel_auc": pixel_auc(probs, swap_truth, seed),
-                                "detected_by_area_rule": round(float((area(probs) > area_threshold).mean()), 4)}
+                                "detected_by_area_rule": round(float((area(probs) > area_threshold).mean()), 4),
+                                "mean_area": round(float(area(probs).mean()), 4)}
         print(f"poisson swap {cond}: IoU mean {doc['poisson'][cond]['mean']:.3f} {doc['poisson'][cond]['ci95']}, "
               f"flagged {doc['poisson'][cond]['detected_by_area_rule']:.3f}", flush=True)
         if cond == "none":
@@ -244,13 +256,14 @@ def markdown(doc: dict) -> str:
         "The head predicts, per pixel of a 128 px aligned face, whether a self-blend touched it. Truth: the "
         "blend weight > 0; prediction: p > 0.5. Evaluated on blends of **test-split** reals (people never seen in "
         f"training: {', '.join(doc['test_groups'])}). Reals were trained on with an all-zero mask.", "",
-        "| condition | blends: mean IoU [95% CI] | median IoU | share IoU > 0.5 | pixel AUC | flagged by area rule "
-        "| reals: mean area | reals: false alarm |", "|---|---|---|---|---|---|---|---|"]
+        "| condition | blends: mean IoU [95% CI] | median IoU | share IoU > 0.5 | pixel AUC | blends: mean area "
+        "| reals: mean area | area AUC blends vs reals | flagged by area rule | reals: false alarm |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
     for cond in CONDITIONS:
         lines.append(f"| {cond} | {b[cond]['mean']:.3f} [{b[cond]['ci95'][0]:.3f}, {b[cond]['ci95'][1]:.3f}] | "
                      f"{b[cond]['median']:.3f} | {b[cond]['share_above_0.5']:.3f} | {b[cond]['pixel_auc']:.3f} | "
-                     f"{b[cond]['detected_by_area_rule']:.3f} | {r[cond]['mean_area']:.4f} | "
-                     f"{r[cond]['false_alarm']:.3f} |")
+                     f"{b[cond]['mean_area']:.4f} | {r[cond]['mean_area']:.4f} | {b[cond]['area_auc_vs_reals']:.3f} | "
+                     f"{b[cond]['detected_by_area_rule']:.3f} | {r[cond]['false_alarm']:.3f} |")
     lines += [
         "", f"n = {b['none']['n']} blends and {r['none']['n']} reals per condition; the true mask covers "
         f"{doc['truth_area_mean']:.3f} of the crop on average.", "",
@@ -266,10 +279,11 @@ def markdown(doc: dict) -> str:
         "## Unseen manipulation: Poisson face swap", "",
         "`generators.poisson_swap` (a test face cloned onto another test person's crop; truth: the swap's eroded "
         "face hull, the only pixels it may change):", "",
-        "| condition | mean IoU [95% CI] | median | pixel AUC | flagged by area rule |", "|---|---|---|---|---|"]
+        "| condition | mean IoU [95% CI] | median | pixel AUC | mean area | flagged by area rule |",
+        "|---|---|---|---|---|---|"]
     for cond, v in p.items():
         lines.append(f"| {cond} | {v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] | {v['median']:.3f} | "
-                     f"{v['pixel_auc']:.3f} | {v['detected_by_area_rule']:.3f} |")
+                     f"{v['pixel_auc']:.3f} | {v['mean_area']:.4f} | {v['detected_by_area_rule']:.3f} |")
     t, tr = doc["timing"], doc["training"]
     lines += [
         "", "## Cost", "",
