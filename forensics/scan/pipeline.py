@@ -291,6 +291,7 @@ def _start_session(out: Path, expected: dict[str, Any], previous: dict[str, Any]
 @contextlib.contextmanager
 def _writer_lock(out: Path) -> Iterator[None]:
     """One scan per output folder at a time: a second writer is refused with the holder's pid (forensics.jobs)."""
+    from forensics.jobs.atomic import remove_stale_temp_files
     from forensics.jobs.lock import OutputLockedError, acquire_output_lock
 
     try:
@@ -298,6 +299,7 @@ def _writer_lock(out: Path) -> Iterator[None]:
     except OutputLockedError as exc:
         raise ScanSetupError(str(exc)) from None
     try:
+        remove_stale_temp_files(out)  # a killed writer's half-written temp files (never under a final name)
         yield
     finally:
         lock.release()
