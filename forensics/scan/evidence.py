@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,10 +145,23 @@ def faces_signal(name: str, per_unit: Sequence[tuple[str, Section]]) -> Signal |
     return Signal(NO_INFORMATION, signals[0][1].reason)
 
 
+def start_file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
+                        face_boxes: np.ndarray | None) -> Future[list[Section]]:
+    """`file_sections` in a worker thread, started before the faces are scored: the file sections need only the
+    file and its pixels, and scoring a few 128 px crops leaves a core idle (their heavy parts, libjpeg, zlib,
+    numpy and c2pa, run without the GIL)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-evidence")
+    try:
+        return pool.submit(file_sections, path, kind, fmt, rgb, face_boxes)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+
 def attach_evidence(fields: dict[str, Any], assets: dict[str, bytes], asset_dir: str, kit: EvidenceKit,
-                    path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
-                    unit_crops: np.ndarray, detectors: Sequence[str], timer: StageTimer) -> None:
-    """Run every part and put its sections into `fields` (the file's and each unit's `evidence`) and `assets`.
+                    path: Path, on_file: Future[list[Section]], unit_crops: np.ndarray, detectors: Sequence[str],
+                    timer: StageTimer) -> None:
+    """Run the face parts, collect the file sections (`start_file_sections`), and put every section into `fields`
+    (the file's and each unit's `evidence`) and `assets`, with the agreement table.
 
     `unit_crops`: one crop per entry of fields["faces"] (a still face, or a video track's peak frame)."""
     units = fields["faces"]
@@ -158,11 +172,13 @@ def attach_evidence(fields: dict[str, Any], assets: dict[str, bytes], asset_dir:
             add_assets(assets, sections)
             unit["evidence"] = {s.name: section_json(s, asset_dir) for s in sections}
             flat.extend((unit["id"], s) for s in sections)
-        boxes = np.asarray([u["box"] for u in units], np.float64).reshape(-1, 4) if kind == "image" else None
-        on_file = file_sections(path, kind, fmt, rgb, boxes if boxes is not None and len(boxes) else None)
-        add_assets(assets, on_file)
-        evidence = {s.name: section_json(s, asset_dir) for s in on_file}
-        signals: dict[str, Signal | None] = {s.name: s.signal for s in on_file}
+        try:
+            file_parts = on_file.result()
+        except Exception as exc:  # noqa: BLE001 - file_sections guards each part; this is a last resort
+            file_parts = [error_section("file evidence", str(path), exc)]
+        add_assets(assets, file_parts)
+        evidence = {s.name: section_json(s, asset_dir) for s in file_parts}
+        signals: dict[str, Signal | None] = {s.name: s.signal for s in file_parts}
         for name in dict.fromkeys(s.name for _, s in flat):
             signals[name] = faces_signal(name, flat)
         evidence["agreement"] = agreement_table(fields, detectors, signals)

@@ -38,6 +38,12 @@ def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     with ctx.timer.stage("detect"):
         found = ctx.finder.detect([rgb])[0]
     faces = sorted(found, key=lambda f: (float(f.box[0]), float(f.box[1])))  # face 1 is the leftmost
+    on_file = None
+    if ctx.evidence is not None:  # metadata, JPEG history, C2PA: computed in a thread while the faces are scored
+        from forensics.scan.evidence import start_file_sections
+
+        boxes = np.stack([f.box for f in faces]) if faces else None  # [N,4]
+        on_file = start_file_sections(path, "image", fmt, rgb, boxes)
     size, margin = ctx.bundle.face_size, ctx.bundle.face_margin
     with ctx.timer.stage("align"):
         crops = align_crops(rgb, faces, size, margin)  # [N,S,S,3]
@@ -70,6 +76,5 @@ def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     if ctx.evidence is not None:
         from forensics.scan.evidence import attach_evidence
 
-        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, "image", fmt, rgb, crops,
-                        ctx.detector_names, ctx.timer)
+        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, on_file, crops, ctx.detector_names, ctx.timer)
     return Analysis(fields, assets)

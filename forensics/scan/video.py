@@ -209,6 +209,11 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     settings = ctx.settings
     with ctx.timer.stage("decode"):
         stream, frames = iter_video(path, settings.max_frames, settings.max_pixels)
+    on_file = None
+    if ctx.evidence is not None:  # container facts and C2PA, read in a thread while the frames are analysed
+        from forensics.scan.evidence import start_file_sections
+
+        on_file = start_file_sections(path, "video", fmt, None, None)
     acc = VideoAccumulator(ctx, stream)
     tracker = VideoFaceTracker(ctx.finder, settings.every, ctx.bundle.face_size, ctx.bundle.face_margin,
                                timer=ctx.timer)
@@ -257,7 +262,7 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     if ctx.evidence is not None:
         from forensics.scan.evidence import attach_evidence
 
+        assert on_file is not None
         peaks = np.stack([acc.tracks[u["track"]].peak[2] for u in units]) if units else np.zeros((0, 1, 1, 3), np.uint8)
-        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, "video", fmt, None, peaks,
-                        ctx.detector_names, ctx.timer)
+        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, on_file, peaks, ctx.detector_names, ctx.timer)
     return Analysis(fields, assets)
