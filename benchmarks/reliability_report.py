@@ -67,7 +67,7 @@ def kill_lines(kill: dict) -> list[str]:
     lines = [
         "## kill -9 at random points, then resume",
         "",
-        f"`benchmarks/bench_kill.py`: {len(kill['seeds'])} seeds, {kill['kills_per_seed']} kill point(s) per seed; "
+        f"`benchmarks/bench_kill.py`: {kill['seeds']} seeds, {kill['kills_per_seed']} kill point(s) per seed; "
         "the final outputs are compared file by file with an uninterrupted run's. Details and what is left out of "
         "the byte comparison (times): `reports/reliability/kill.md`.",
         "",
