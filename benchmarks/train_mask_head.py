@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from forensics.evidence.mask_model import PRESETS, save_mask_net  # noqa: E402
-from forensics.evidence.mask_train import (TrainConfig, bootstrap_mean_ci, iou, predict_masks, real_crops,  # noqa: E402
+from forensics.evidence.mask_train import (LOSSES, TrainConfig, bootstrap_mean_ci, iou, predict_masks, real_crops,  # noqa: E402
                                            train_mask_net)
 
 PIXEL_THRESHOLD = 0.5  # a pixel is "predicted blended" when p > 0.5
@@ -143,6 +143,9 @@ def main() -> None:
     parser.add_argument("--per-group", type=int, default=400, help="train reals per source video/photo")
     parser.add_argument("--eval-per-group", type=int, default=150, help="val/test reals per source video/photo")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss)
+    parser.add_argument("--p-fake", type=float, default=TrainConfig.p_fake, help="share of blends per batch")
+    parser.add_argument("--train-only", action="store_true", help="train (or resume), measure nothing")
     args = parser.parse_args()
 
     import torch
@@ -150,12 +153,15 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     net_config = PRESETS["small"]
-    train_config = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
+    train_config = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed, loss=args.loss,
+                               p_fake=args.p_fake)
     crops, landmarks, groups = real_crops(args.manifest, "train", args.per_group, args.seed, net_config.size)
     print(f"train: {len(crops)} real crops from {len(set(groups))} groups", flush=True)
     net, state = train_mask_net(args.run, crops, landmarks, net_config, train_config,
                                 log=lambda s: print(s, flush=True))
     del crops, landmarks
+    if args.train_only:
+        return
     report = evaluate(net, args, state)
     save_mask_net(args.bundle, net, net_config, extra=report["bundle"])
     print(f"wrote {args.bundle}", flush=True)

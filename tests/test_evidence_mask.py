@@ -1,9 +1,11 @@
 """The predicted-mask head: a tiny network learns from a few blends (its loss falls), save/load gives the same
 masks, the section reports area and stance from its rule, and the shipped head finds a blend on a face of a
-test-split person (not in its training data) and does not flag the same real face."""
+test-split person (not in its training data) and does not flag the same real face. The loader refuses a
+pickle, a config that lies about the network, NaN weights and a bad rule, naming the file."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -17,6 +19,7 @@ from forensics.evidence.mask_head import SHIPPED, AreaRule, MaskHead, mask_secti
 from forensics.evidence.mask_model import PRESETS, build_mask_net, save_mask_net
 from forensics.evidence.mask_train import TrainConfig, blend_example, iou, mask_loss, predict_masks, train_mask_net
 from forensics.evidence.section import NO_INFORMATION, NO_SIGN, SUGGESTS_MANIPULATION
+from forensics.modelfiles import CheckpointError
 from generators.merge import crop_landmarks
 
 # MTCNN's five landmarks of the face in 0-f1-su-ph.jpg, as `forensics data starter` recorded them (the starter puts
@@ -132,3 +135,74 @@ def test_shipped_head_finds_a_blend_on_an_unseen_face() -> None:
     section = head.section(crop, "face-1")
     assert section.fields["area_fraction"] == pytest.approx(real_area, abs=1e-6)
     assert section.signal.stance == NO_SIGN and section.fields["asset"] == "face-1-mask.png"
+
+
+def tiny_head_folder(root: Path) -> Path:
+    """A saved tiny head (seeded) in root/mask_head, with a measured-looking rule."""
+    import torch
+
+    torch.manual_seed(5)
+    rule = {"pixel_threshold": 0.5, "area_threshold": 0.2, "real_false_alarm": 0.01, "heldout_iou": 0.6}
+    return save_mask_net(root / "mask_head", build_mask_net(PRESETS["tiny"]), PRESETS["tiny"], extra={"rule": rule})
+
+
+def test_loader_refuses_a_pickle_posing_as_weights(tmp_path: Path) -> None:
+    import torch
+
+    folder = tiny_head_folder(tmp_path)
+    weights = folder / "weights.safetensors"
+    state = build_mask_net(PRESETS["tiny"]).state_dict()
+    torch.save(state, weights)  # a torch.save zip (a pickle inside) under the safetensors name
+    with pytest.raises(CheckpointError, match=re.escape(str(weights)) + ".*pickle"):
+        MaskHead.load(tmp_path)
+
+
+def test_loader_refuses_a_config_lying_about_decoder_widths(tmp_path: Path) -> None:
+    folder = tiny_head_folder(tmp_path)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["net"]["decoder"] = [16, 12]  # the weights were saved for (16, 8)
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=re.escape(str(folder / "weights.safetensors")) + ".*shape"):
+        MaskHead.load(tmp_path)
+    config["net"]["decoder"] = [16]  # one width for two levels: refused before any weight is read
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=re.escape(str(config_path)) + ".*decoder"):
+        MaskHead.load(tmp_path)
+
+
+def test_loader_refuses_nan_weights_and_a_nan_rule(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = tiny_head_folder(tmp_path)
+    weights = folder / "weights.safetensors"
+    state = load_file(str(weights))
+    name = next(k for k in state if k.endswith("out.weight"))
+    state[name][0, 0, 0, 0] = float("nan")
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointError, match=re.escape(str(weights)) + ".*NaN"):
+        MaskHead.load(tmp_path)
+    folder = tiny_head_folder(tmp_path / "other")
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["rule"]["area_threshold"] = 7  # not a share of the crop
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=re.escape(str(config_path)) + ".*area_threshold"):
+        MaskHead.load(tmp_path / "other")
+    config_path.write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=re.escape(str(config_path)) + ".*JSON object"):
+        MaskHead.load(tmp_path / "other")
+
+
+def test_fake_only_dice_does_not_pay_for_painting_reals() -> None:
+    import torch
+
+    target = torch.zeros(2, 1, 16, 16)  # two reals
+    painted = torch.full((2, 1, 16, 16), 2.0)  # logits: p 0.88 everywhere
+    bce = float(mask_loss(painted, target, "bce"))
+    assert float(mask_loss(painted, target, "bce+fake_dice")) == pytest.approx(bce)
+    assert float(mask_loss(painted, target, "bce+dice")) > bce + 0.9  # batch Dice: ~1 on an all-real batch
+    target[0, 0, 4:12, 4:12] = 1.0  # one fake: Dice now counts, over that fake only
+    assert float(mask_loss(painted, target, "bce+fake_dice")) > float(mask_loss(painted, target, "bce"))
+    with pytest.raises(ValueError, match="mask loss"):
+        mask_loss(painted, target, "dice")

@@ -58,11 +58,25 @@ class AreaRule:
     heldout_iou: float | None = None
 
     @classmethod
-    def from_config(cls, doc: dict[str, Any]) -> "AreaRule":
+    def from_config(cls, doc: dict[str, Any], source: str | Path = "mask head config") -> "AreaRule":
+        """The rule in a head's config.json; refused (CheckpointError naming `source`) unless every value is a
+        finite number in its range, since a NaN or out-of-range threshold silently changes every verdict."""
+        from forensics.modelfiles import CheckpointError
+
         rule = doc.get("rule", {})
-        return cls(pixel_threshold=float(rule.get("pixel_threshold", 0.5)),
-                   area_threshold=float(rule.get("area_threshold", 1.0)),
-                   real_false_alarm=rule.get("real_false_alarm"), heldout_iou=rule.get("heldout_iou"))
+        if not isinstance(rule, dict):
+            raise CheckpointError(f"{source}: 'rule' must be a JSON object, got {type(rule).__name__}")
+        values: dict[str, float | None] = {}
+        for key, default, optional in (("pixel_threshold", 0.5, False), ("area_threshold", 1.0, False),
+                                       ("real_false_alarm", None, True), ("heldout_iou", None, True)):
+            value = rule.get(key, default)
+            if value is None and optional:
+                values[key] = None
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise CheckpointError(f"{source}: rule.{key} must be a number in [0, 1], got {value!r}")
+            values[key] = float(value)
+        return cls(**values)  # type: ignore[arg-type]
 
 
 _SHIPPED_RULE: AreaRule | None = None
@@ -73,7 +87,7 @@ def shipped_rule() -> AreaRule:
     global _SHIPPED_RULE
     if _SHIPPED_RULE is None:
         cfg = SHIPPED / "config.json"
-        _SHIPPED_RULE = AreaRule.from_config(json.loads(cfg.read_text())) if cfg.is_file() else AreaRule()
+        _SHIPPED_RULE = AreaRule.from_config(json.loads(cfg.read_text()), cfg) if cfg.is_file() else AreaRule()
     return _SHIPPED_RULE
 
 
@@ -87,14 +101,16 @@ class MaskHead:
 
     @classmethod
     def load(cls, bundle_root: str | Path) -> "MaskHead | None":
-        """The head in `<bundle_root>/mask_head` (safetensors + JSON), or None when the bundle has none."""
+        """The head in `<bundle_root>/mask_head` (safetensors + JSON), or None when the bundle has none. A head
+        that is there but fails a check (pickle, NaN weights, shapes the config does not describe, bad rule)
+        raises forensics.modelfiles.CheckpointError naming the file."""
         from forensics.evidence.mask_model import load_mask_net
 
         folder = Path(bundle_root) / FOLDER
         if not folder.is_dir():
             return None
-        net, config, doc = load_mask_net(folder)
-        return cls(net, config, AreaRule.from_config(doc))
+        net, config, doc = load_mask_net(folder)  # every file checked first (forensics.modelfiles)
+        return cls(net, config, AreaRule.from_config(doc, folder / "config.json"))
 
     @property
     def size(self) -> int:

@@ -143,19 +143,34 @@ def save_mask_net(directory: str | Path, net: "torch.nn.Module", config: MaskNet
 
 
 def load_mask_net(directory: str | Path) -> tuple["torch.nn.Module", MaskNetConfig, dict[str, Any]]:
-    """The saved network in eval mode, its config and the whole config.json. Raises naming the file and why."""
-    from safetensors.torch import load_file
+    """The saved network in eval mode, its config and the whole config.json.
+
+    A head may come from anyone, so every file is checked (`forensics.modelfiles`) before any tensor reaches the
+    network: the config must be a JSON object of this format with a valid `net`; the weights must be safetensors
+    (a pickle is refused, never unpickled) with finite values and exactly the names and shapes the config's
+    network has. Anything else raises CheckpointError naming the file and why (MissingModelFile, also a
+    FileNotFoundError, for an absent one)."""
+    from forensics.modelfiles import (CheckpointError, MissingModelFile, check_shapes, read_json_object,
+                                      read_safetensors, require_mapping)
 
     directory = Path(directory)
     cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not cfg_path.is_file() or not w_path.is_file():
-        raise FileNotFoundError(f"{directory}: not a mask head (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-    doc = json.loads(cfg_path.read_text())
-    if doc.get("format") != MASK_FORMAT:
-        raise ValueError(f"{cfg_path}: unknown format {doc.get('format')!r}, expected {MASK_FORMAT!r}")
-    config = MaskNetConfig.from_dict(doc["net"])
+    for path in (cfg_path, w_path):
+        if not path.is_file():
+            raise MissingModelFile(f"{path}: missing; not a mask head (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    doc = read_json_object(cfg_path, required=("format", "net"), what="mask head config")
+    if doc["format"] != MASK_FORMAT:
+        raise CheckpointError(f"{cfg_path}: unknown format {doc['format']!r}, expected {MASK_FORMAT!r}")
+    net_doc = require_mapping(cfg_path, doc, "net")
+    try:
+        config = MaskNetConfig.from_dict(net_doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{cfg_path}: bad 'net' config ({type(exc).__name__}: {exc})") from None
+    tensors, _ = read_safetensors(w_path, "pt")  # pickles, bad headers and NaN/inf weights refused here
     net = build_mask_net(config, load_pretrained=False)
-    net.load_state_dict(load_file(str(w_path)), strict=True)
+    expected = {name: tuple(t.shape) for name, t in net.state_dict().items()}
+    check_shapes(w_path, expected, tensors, what=f"the network {cfg_path} describes")
+    net.load_state_dict(tensors, strict=True)
     return net.eval(), config, doc
 
 

@@ -42,6 +42,7 @@ class TrainConfig:
     p_fake: float = 0.5
     augment: str = "postproc"
     seed: int = 0
+    loss: str = "bce+dice"  # one of LOSSES: "bce+dice" (the first shipped head), "bce+fake_dice", "bce"
 
 
 # -- data ------------------------------------------------------------------------------------------------------
@@ -106,16 +107,35 @@ def batch_examples(crops: np.ndarray, landmarks: np.ndarray, rng: np.random.Gene
 
 # -- loss and training -----------------------------------------------------------------------------------------
 
-def mask_loss(logits: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
-    """Pixel BCE + batch soft-Dice. BCE alone is dominated by the many easy background pixels; Dice over the
-    whole batch keeps the face region's overlap in view (and is defined when a batch holds only reals)."""
+LOSSES = ("bce+dice", "bce+fake_dice", "bce")
+
+
+def mask_loss(logits: "torch.Tensor", target: "torch.Tensor", kind: str = "bce+dice") -> "torch.Tensor":
+    """Pixel BCE, plus (by `kind`) a soft-Dice term. [B,1,S,S] logits and targets -> scalar.
+
+    "bce+dice": Dice over the whole batch (the first shipped head). It rewards overlap and barely charges for
+    paint on a real face's empty mask, so an unsure head learns to paint every face.
+    "bce+fake_dice": Dice per fake sample (non-empty target), averaged over the fakes only; reals are charged by
+    BCE alone, so the overlap term no longer pays for painting them. Zero when a batch holds no fake.
+    "bce": BCE alone, whose optimum for a pixel is the chance it was blended: a face the head cannot tell from
+    a real gets p ~ p_fake there, not a confident mask."""
     import torch
     import torch.nn.functional as F
 
+    if kind not in LOSSES:
+        raise ValueError(f"mask loss must be one of {LOSSES}, got {kind!r}")
     bce = F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "bce":
+        return bce
     p = torch.sigmoid(logits)
-    dice = 1.0 - (2.0 * (p * target).sum() + 1.0) / (p.sum() + target.sum() + 1.0)
-    return bce + dice
+    if kind == "bce+dice":
+        return bce + 1.0 - (2.0 * (p * target).sum() + 1.0) / (p.sum() + target.sum() + 1.0)
+    fake = target.flatten(1).sum(dim=1) > 0  # [B]
+    if not bool(fake.any()):
+        return bce
+    pf, tf = p[fake].flatten(1), target[fake].flatten(1)  # [F,S*S]
+    dice = 1.0 - (2.0 * (pf * tf).sum(dim=1) + 1.0) / (pf.sum(dim=1) + tf.sum(dim=1) + 1.0)  # [F]
+    return bce + dice.mean()
 
 
 def _optimizer(net: "torch.nn.Module", config: TrainConfig) -> "torch.optim.Optimizer":
@@ -179,6 +199,7 @@ def train_mask_net(run_dir: str | Path, crops: np.ndarray, landmarks: np.ndarray
     record = {"train": asdict(config), "net": net_config.to_dict(), "crops": int(len(crops))}
     if state_path.is_file():
         state = json.loads(state_path.read_text())
+        state["record"]["train"].setdefault("loss", "bce+dice")  # runs made before `loss` was a setting
         if state["record"] != record:
             raise ValueError(f"{state_path}: the run there was made with another config; use a new run folder")
         net, _, _ = load_mask_net(run_dir / "net")
@@ -203,7 +224,7 @@ def train_mask_net(run_dir: str | Path, crops: np.ndarray, landmarks: np.ndarray
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * _lr_factor(step, config.steps)
             logits = net(to_input(images))  # [B,1,S,S]
-            loss = mask_loss(logits, torch.from_numpy(masks)[:, None])
+            loss = mask_loss(logits, torch.from_numpy(masks)[:, None], config.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -254,5 +275,5 @@ def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0, lev
     return (float(lo), float(hi))
 
 
-__all__ = ["TrainConfig", "batch_examples", "blend_example", "bootstrap_mean_ci", "iou", "mask_loss",
+__all__ = ["LOSSES", "TrainConfig", "batch_examples", "blend_example", "bootstrap_mean_ci", "iou", "mask_loss",
            "predict_masks", "real_crops", "train_mask_net"]
