@@ -1,14 +1,18 @@
 """Train the predicted-manipulation-mask head on self-blends of the starter corpus's train split, measure it on
-held-out people, write the report and ship the head into the bundle.
+held-out people, and (with --decide) pick which measured run ships into the bundle and write the report.
 
-    OMP_NUM_THREADS=1 nohup nice .venv/bin/python benchmarks/train_mask_head.py > runs/mask_head.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup nice .venv/bin/python benchmarks/train_mask_head.py --run runs/mask_head_bce \
+        --loss bce --p-fake 0.4 > runs/mask_head_bce.log 2>&1 &
+    .venv/bin/python benchmarks/train_mask_head.py --decide runs/mask_head runs/mask_head_bce ...
 
-Training resumes from runs/mask_head (one checkpoint per epoch); rerunning after it finished only re-measures.
+Training resumes from the run folder (one checkpoint per epoch); rerunning after it finished only re-measures.
 Measured: IoU of the thresholded mask (p > 0.5) against the blend's truth (weight > 0) on blends of test-split
-reals (people the head never saw), clean and under JPEG 75/50; the predicted area on test reals (false paint);
-the area rule of the scan's signal, fixed on validation reals and its false-alarm rate on test reals; IoU on
-Poisson face swaps (an unseen manipulation); a face-shape-only baseline; and the cost of `predict` per face.
-Writes reports/evidence/mask_head.{md,json,png} and forensics/assets/bundle/mask_head/.
+reals (people the head never saw), clean and under JPEG 75/50; the predicted area on test reals (false paint)
+and how well area alone tells blends from reals (area AUC); the area rule of the scan's signal, fixed on
+validation reals and its false-alarm rate on test reals; IoU on Poisson face swaps (an unseen manipulation); a
+face-shape-only baseline; and the cost of `predict` per face. A run writes reports/evidence/mask_head.<run>.json
+and .png; --decide (the first run named is the shipped head) ships a trial only if `beats` allows, writes
+forensics/assets/bundle/mask_head/ and reports/evidence/mask_head.{md,json,png}.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from forensics.evidence.mask_model import PRESETS, save_mask_net  # noqa: E402
-from forensics.evidence.mask_train import (LOSSES, TrainConfig, bootstrap_mean_ci, iou, predict_masks, real_crops,  # noqa: E402
-                                           train_mask_net)
+from forensics.evidence.mask_train import (LOSSES, TrainConfig, bootstrap_mean_ci, iou,  # noqa: E402
+                                           predict_masks, real_crops, train_mask_net)
 
 PIXEL_THRESHOLD = 0.5  # a pixel is "predicted blended" when p > 0.5
 CONDITIONS = ("none", "jpeg75", "jpeg50")
@@ -146,7 +150,13 @@ def main() -> None:
     parser.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss)
     parser.add_argument("--p-fake", type=float, default=TrainConfig.p_fake, help="share of blends per batch")
     parser.add_argument("--train-only", action="store_true", help="train (or resume), measure nothing")
+    parser.add_argument("--decide", type=Path, nargs="+", metavar="RUN",
+                        help="no training: compare measured runs (the first is the shipped head), ship the "
+                             "one the ship rule picks and write the report")
     args = parser.parse_args()
+    if args.decide:
+        decide(args.decide, args.report, args.bundle)
+        return
 
     import torch
 
@@ -160,11 +170,63 @@ def main() -> None:
     net, state = train_mask_net(args.run, crops, landmarks, net_config, train_config,
                                 log=lambda s: print(s, flush=True))
     del crops, landmarks
-    if args.train_only:
-        return
-    report = evaluate(net, args, state)
-    save_mask_net(args.bundle, net, net_config, extra=report["bundle"])
-    print(f"wrote {args.bundle}", flush=True)
+    if not args.train_only:
+        evaluate(net, args, state)
+
+
+def run_files(report: Path, run: Path) -> tuple[Path, Path]:
+    """Where one run's figures and grid go: <report>.<run name>.json / .png."""
+    return (report.parent / f"{report.name}.{run.name}.json", report.parent / f"{report.name}.{run.name}.png")
+
+
+SHIP_RULE = ("paints held-out reals less (mean area, clean), separates blends from reals better by area (area "
+             "AUC, clean and JPEG 50), and keeps the held-out blend IoU (clean) within the shipped head's 95% CI "
+             "or above.")
+
+
+def beats(trial: dict, shipped: dict) -> list[str]:
+    """Why `trial` may not replace `shipped` (empty: it may): a trial ships only if it SHIP_RULE."""
+    why = []
+    if not trial["reals"]["none"]["mean_area"] < shipped["reals"]["none"]["mean_area"]:
+        why.append("reals' mean area not lower")
+    for cond in ("none", "jpeg50"):
+        if not trial["blends"][cond]["area_auc_vs_reals"] > shipped["blends"][cond]["area_auc_vs_reals"]:
+            why.append(f"area AUC ({cond}) not higher")
+    if trial["blends"]["none"]["mean"] < shipped["blends"]["none"]["ci95"][0]:
+        why.append("IoU below the shipped head's 95% CI")
+    return why
+
+
+def decide(runs: list[Path], report: Path, bundle: Path) -> None:
+    """Read each run's measured figures, keep the shipped head (runs[0]) unless a trial beats it on every count
+    (the best such trial by clean area AUC otherwise), write it into the bundle with its own area rule and
+    write the report comparing all runs."""
+    import shutil
+
+    from forensics.evidence.mask_model import load_mask_net
+
+    docs = {}
+    for run in runs:
+        path = run_files(report, run)[0]
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing; measure {run} first (train_mask_head.py --run {run} ...)")
+        docs[run.name] = json.loads(path.read_text())
+    base = runs[0].name
+    verdicts = {name: beats(doc, docs[base]) for name, doc in docs.items() if name != base}
+    winners = sorted((n for n, why in verdicts.items() if not why),
+                     key=lambda n: -docs[n]["blends"]["none"]["area_auc_vs_reals"])
+    chosen = winners[0] if winners else base
+    for name, why in verdicts.items():
+        print(f"{name} vs {base}: " + ("beats it on every count" if not why else "; ".join(why)), flush=True)
+    net, config, _ = load_mask_net(Path(next(r for r in runs if r.name == chosen)) / "net")
+    save_mask_net(bundle, net, config, extra=docs[chosen]["bundle"])
+    print(f"shipped {chosen} into {bundle}", flush=True)
+    shutil.copyfile(run_files(report, Path(chosen))[1], report.with_suffix(".png"))
+    summary = {"shipped": chosen, "baseline": base, "ship_rule": SHIP_RULE,
+               "verdicts": verdicts, "runs": docs}
+    report.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    report.with_suffix(".md").write_text(comparison_markdown(summary, runs))
+    print(f"wrote {report}.md/.json/.png", flush=True)
 
 
 def evaluate(net, args: argparse.Namespace, state: dict) -> dict:
@@ -244,21 +306,59 @@ def evaluate(net, args: argparse.Namespace, state: dict) -> dict:
                               "heldout_iou": doc["blends"]["none"]["mean"]},
                      "truth_rule": "blend weight > 0", "report": "reports/evidence/mask_head.md",
                      "training": {"steps": state["step"], "record": state["record"]}}
-    report = args.report
-    report.parent.mkdir(parents=True, exist_ok=True)
-    grid(examples, report.with_suffix(".png"))
-    report.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    report.with_suffix(".md").write_text(markdown(doc))
-    print(f"wrote {report}.md/.json/.png", flush=True)
+    doc["iou_over_outline"] = round(doc["blends"]["none"]["mean"] - doc["shape_prior_iou"]["mean"], 4)
+    doc["run"] = str(args.run)
+    json_path, png_path = run_files(args.report, args.run)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    grid(examples, png_path)
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"IoU over the outline baseline: {doc['iou_over_outline']:+.3f}; wrote {json_path} and {png_path}",
+          flush=True)
     return doc
 
 
-def markdown(doc: dict) -> str:
-    b, r, p, rule = doc["blends"], doc["reals"], doc["poisson"], doc["area_rule"]
+def comparison_markdown(summary: dict, runs: list[Path]) -> str:
+    """The report: how to remake it, every run side by side, the ship decision, then the shipped head's details."""
+    docs, chosen, base = summary["runs"], summary["shipped"], summary["baseline"]
     lines = [
         "# Predicted manipulation mask (Face X-ray style head)", "",
-        "Made by `benchmarks/train_mask_head.py` (numbers below are printed by it; full figures in mask_head.json).",
-        "",
+        "Made by `benchmarks/train_mask_head.py` (every number below is printed by it; full figures in "
+        "mask_head.json and mask_head.<run>.json). Each run is trained and measured, then compared:", "", "```"]
+    for name, doc in docs.items():
+        train = doc["training"]["record"]["train"]
+        lines.append(f"OMP_NUM_THREADS=1 nohup nice .venv/bin/python benchmarks/train_mask_head.py --run {doc['run']} "
+                     f"--loss {train.get('loss', 'bce+dice')} --p-fake {train['p_fake']} > {doc['run']}.log 2>&1 &")
+    lines += [f".venv/bin/python benchmarks/train_mask_head.py --decide {' '.join(str(r) for r in runs)}", "```", "",
+              "Every run: efficientnet-lite0 trunk + decoder, 128 px, the same train-split reals, held-out blends "
+              "and reals of test-split people, the area rule re-derived from validation reals (99th percentile, "
+              "clean + JPEG 75/50). `p_fake`: the share of blends per batch (the rest are reals with an empty "
+              "mask). IoU over outline: mean IoU minus the 'paint the template face hull on every face' "
+              "baseline's.", "",
+              "| run | loss | p_fake | blends IoU (clean) [95% CI] | IoU over outline | reals: mean area clean "
+              "/ JPEG 50 | blends: mean area clean | area AUC blends vs reals clean / JPEG 50 | area rule | "
+              "blends flagged clean / JPEG 50 | test reals false alarm | predict ms/face (batch 1) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, doc in docs.items():
+        train, b, r = doc["training"]["record"]["train"], doc["blends"], doc["reals"]
+        lines.append(
+            f"| {name}{' (shipped)' if name == chosen else ''} | {train.get('loss', 'bce+dice')} | {train['p_fake']} "
+            f"| {b['none']['mean']:.3f} [{b['none']['ci95'][0]:.3f}, {b['none']['ci95'][1]:.3f}] "
+            f"| {doc['iou_over_outline']:+.3f} | {r['none']['mean_area']:.4f} / {r['jpeg50']['mean_area']:.4f} "
+            f"| {b['none']['mean_area']:.4f} | {b['none']['area_auc_vs_reals']:.3f} / "
+            f"{b['jpeg50']['area_auc_vs_reals']:.3f} | > {doc['area_rule']['area_threshold']:.4f} "
+            f"| {b['none']['detected_by_area_rule']:.3f} / {b['jpeg50']['detected_by_area_rule']:.3f} "
+            f"| {r['none']['false_alarm']:.3f} | {doc['timing']['batch1_ms']} |")
+    lines += ["", f"**Ship rule**: a trial replaces the shipped head ({base}) only if it {summary['ship_rule']}", ""]
+    for name, why in summary["verdicts"].items():
+        lines.append(f"- {name}: " + ("beats it on every count." if not why else "kept out: " + "; ".join(why) + "."))
+    lines += ["", f"**Shipped: {chosen}.**", "", f"## The shipped head ({chosen}) in detail", ""]
+    return "\n".join(lines) + "\n" + markdown(docs[chosen])
+
+
+def markdown(doc: dict) -> str:
+    """One run's detailed tables (blends and reals by condition, area rule, Poisson swaps, cost)."""
+    b, r, p, rule = doc["blends"], doc["reals"], doc["poisson"], doc["area_rule"]
+    lines = [
         "The head predicts, per pixel of a 128 px aligned face, whether a self-blend touched it. Truth: the "
         "blend weight > 0; prediction: p > 0.5. Evaluated on blends of **test-split** reals (people never seen in "
         f"training: {', '.join(doc['test_groups'])}). Reals were trained on with an all-zero mask.", "",
@@ -277,12 +377,12 @@ def markdown(doc: dict) -> str:
         f"{doc['shape_prior_iou']['mean']:.3f} against the same truths. Blend masks are face-shaped and aligned "
         "crops put the face in one place, so most of the IoU is in *where* a face is; what the head adds is "
         "*whether* it was blended (the area rule and the reals' false paint below), plus the mask's deformations.",
-        "", "## Area rule (the scan's signal)", "",
+        "", "### Area rule (the scan's signal)", "",
         f"A face's section suggests manipulation when its predicted area exceeds {rule['area_threshold']:.4f} of "
         f"the crop: the {100 * rule['quantile']:.0f}th percentile of {rule['fitted_on']}. Measured false-alarm "
         f"rate: {rule['val_false_alarm']:.3f} on validation reals (where it was fitted), "
         f"{rule['test_false_alarm']:.3f} on clean test reals (unseen people; JPEG rows above).", "",
-        "## Unseen manipulation: Poisson face swap", "",
+        "### Unseen manipulation: Poisson face swap", "",
         "`generators.poisson_swap` (a test face cloned onto another test person's crop; truth: the swap's eroded "
         "face hull, the only pixels it may change):", "",
         "| condition | mean IoU [95% CI] | median | pixel AUC | mean area | flagged by area rule |",
@@ -292,11 +392,12 @@ def markdown(doc: dict) -> str:
                      f"{v['pixel_auc']:.3f} | {v['mean_area']:.4f} | {v['detected_by_area_rule']:.3f} |")
     t, tr = doc["timing"], doc["training"]
     lines += [
-        "", "## Cost", "",
+        "", "### Cost", "",
         f"`MaskHead.predict`: {t['batch1_ms']} ms per face at batch 1, {t['batch32_ms_per_face']} ms per face at "
         "batch 32 (CPU time, one thread, 128 px).", "",
         f"Training: {tr['steps']} steps of {tr['record']['train']['batch']} faces ({tr['seconds']:.0f} s wall on a "
-        f"shared CPU, one thread), on {tr['record']['crops']} train-split reals; last epoch loss "
+        f"shared CPU, one thread), loss {tr['record']['train'].get('loss', 'bce+dice')}, p_fake "
+        f"{tr['record']['train']['p_fake']}, on {tr['record']['crops']} train-split reals; last epoch loss "
         f"{tr['epochs'][-1]['loss']:.4f} (first {tr['epochs'][0]['loss']:.4f}).", "",
         "![image | true mask | predicted mask](mask_head.png)", "",
         "Grid: held-out blends, one held-out real and two Poisson swaps; image | true mask | predicted mask over "

@@ -90,7 +90,8 @@ def _net_class():
             chans = STAGE_CHANNELS[: config.depth][::-1]  # deepest first
             widths = config.decoder
             self.top = conv_bn_relu(chans[0], widths[0], 1)
-            self.ups = nn.ModuleList(conv_bn_relu(widths[i - 1] + chans[i], widths[i], 3) for i in range(1, len(widths)))
+            self.ups = nn.ModuleList(conv_bn_relu(widths[i - 1] + chans[i], widths[i], 3)
+                                     for i in range(1, len(widths)))
             self.out = nn.Conv2d(widths[-1], 1, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
