@@ -34,7 +34,7 @@ def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
-def _scaled(luma: bool) -> np.ndarray:
+def ijg_tables(luma: bool) -> np.ndarray:
     """Every quality's table, built once per process (not at import).  # [100,64]"""
     base = LUMA_BASE if luma else CHROMA_BASE
     return np.stack([ijg_table(base, q) for q in range(1, 101)])
@@ -44,7 +44,7 @@ def table_quality(table: np.ndarray, table_id: int) -> dict[str, Any]:
     """The IJG quality whose scaled table is closest to `table` (id 0: luminance base, others: chrominance).
 
     Ties go to the lowest quality (the conservative reading). `exact`: every entry equals that scale."""
-    err = np.abs(_scaled(table_id == 0) - np.asarray(table, np.int64).ravel()).sum(axis=1)  # [100]
+    err = np.abs(ijg_tables(table_id == 0) - np.asarray(table, np.int64).ravel()).sum(axis=1)  # [100]
     best = int(np.argmin(err))
     return {"id": int(table_id), "quality": best + 1, "exact": bool(err[best] == 0),
             "mean_abs_error": round(float(err[best]) / 64, 4)}
