@@ -4,7 +4,7 @@ Reader: Pillow, for everything. The scan already opens the file with Pillow, `Im
 header and the APPn segments (no pixels), `getexif()` walks IFD0 and its Exif/GPS/IFD1 sub-directories,
 `getxmp()` parses XMP through defusedxml (safe against entity-expansion bombs in a hostile file) and
 `IptcImagePlugin.getiptcinfo` reads IPTC-IIM, so one maintained library covers the three families with no second
-parse of the file. exifread (also installed) was not used: it would re-read the file for the same tags, and
+parse of the file. exifread was not used: it would re-read the file for the same tags, and
 Pillow's IFD1 gives the thumbnail's offset and length directly.
 
 Section "metadata", fields (stable keys; absent facts are null, lists empty):
