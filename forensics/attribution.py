@@ -80,7 +80,7 @@ def cnn_embedding(detector: Any, images: np.ndarray, batch: int = 128) -> np.nda
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch):
-            x = detector._to_tensor(images[i:i + batch], device)  # [B,3,S,S]
+            x = detector.to_tensor(images[i:i + batch], device)  # [B,3,S,S]
             feats = model.forward_head(model.forward_features(x), pre_logits=True)  # [B,D]
             out.append(feats.float().cpu().numpy())
     return np.concatenate(out).astype(np.float32)

@@ -83,7 +83,7 @@ def test_gradcam_tail_graph_gives_the_models_own_output(bundle, crops) -> None:
 
     cnn = bundle.detectors["cnn"]
     explainer = GradCamExplainer.from_bundle(bundle)
-    x = cnn._to_tensor(crops, torch.device("cpu"))
+    x = cnn.to_tensor(crops, torch.device("cpu"))
     with torch.no_grad():
         np.testing.assert_allclose(explainer.model(x).numpy(), cnn.model_(x).numpy(), rtol=1e-5, atol=1e-5)
 

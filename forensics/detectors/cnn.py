@@ -123,7 +123,7 @@ class CNNDetector(Detector):
             mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
         return model, [float(m) for m in mean], [float(s) for s in std]
 
-    def _to_tensor(self, images: np.ndarray, device):
+    def to_tensor(self, images: np.ndarray, device):
         """uint8 NHWC numpy -> normalised float NCHW tensor on `device`, resized to `input_size` if set."""
         import torch
         import torch.nn.functional as F
@@ -144,7 +144,7 @@ class CNNDetector(Detector):
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), batch):
-                x = self._to_tensor(images[i:i + batch], device)
+                x = self.to_tensor(images[i:i + batch], device)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=self._use_amp(device)):
                     out.append(self.model_(x).float().squeeze(1).cpu().numpy())
         return np.concatenate(out).astype(np.float64)  # [N]
@@ -197,7 +197,7 @@ class CNNDetector(Detector):
                 idx = order[i:i + self.batch_size]
                 if idx.size < 2:  # BatchNorm cannot train on a single sample
                     continue
-                x = self._to_tensor(apply_training_transform(transform, images[idx]), device)
+                x = self.to_tensor(apply_training_transform(transform, images[idx]), device)
                 y = torch.from_numpy(labels[idx].astype(np.float32)).to(device)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=self._use_amp(device)):
                     loss = loss_fn(model(x).squeeze(1).float(), y)

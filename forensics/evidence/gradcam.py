@@ -80,7 +80,7 @@ class GradCamExplainer:
         out = []
         with torch.inference_mode(False), torch.enable_grad():
             for i in range(0, len(crops), batch):
-                x = self.detector._to_tensor(crops[i:i + batch], device)  # [n,3,H,W], the detector's own preprocessing
+                x = self.detector.to_tensor(crops[i:i + batch], device)  # [n,3,H,W], the detector's own preprocessing
                 heat = self._cam(input_tensor=x, targets=[ClassifierOutputTarget(0)] * len(x))  # [n,H,W]
                 self._cam.outputs = None  # drop the retained graph now, not at the next call
                 self._cam.activations_and_grads.clear()
