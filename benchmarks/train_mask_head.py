@@ -348,7 +348,9 @@ def comparison_markdown(summary: dict, runs: list[Path]) -> str:
             f"{b['jpeg50']['area_auc_vs_reals']:.3f} | > {doc['area_rule']['area_threshold']:.4f} "
             f"| {b['none']['detected_by_area_rule']:.3f} / {b['jpeg50']['detected_by_area_rule']:.3f} "
             f"| {r['none']['false_alarm']:.3f} | {doc['timing']['batch1_ms']} |")
-    lines += ["", f"**Ship rule**: a trial replaces the shipped head ({base}) only if it {summary['ship_rule']}", ""]
+    lines += ["", "Every run has the same network, so `predict` costs the same; the spread of its ms column is the shared "
+              "machine's load while each run was measured (CPU time, one thread).", "",
+              f"**Ship rule**: a trial replaces the shipped head ({base}) only if it {summary['ship_rule']}", ""]
     for name, why in summary["verdicts"].items():
         lines.append(f"- {name}: " + ("beats it on every count." if not why else "kept out: " + "; ".join(why) + "."))
     lines += ["", f"**Shipped: {chosen}.**", "", f"## The shipped head ({chosen}) in detail", ""]
