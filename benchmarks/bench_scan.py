@@ -323,29 +323,32 @@ def write_report(r: dict, path: Path) -> None:
 
 
 def evidence_lines(e: dict) -> list[str]:
-    off, on, ratio = e["off"], e["on"], e["ratios"]
-    met = all(v >= e["target"] for v in ratio.values())
+    off, on, ratio, target = e["off"], e["on"], e["ratios"], e["target"]
+
+    def row(name: str, key: str, digits: int) -> str:
+        verdict = "met" if ratio[key] >= target else "not met"
+        return (f"| {name} | {off[key]:.{digits}f} | {on[key]:.{digits}f} | **{ratio[key]:.2f}** | {verdict} |")
+
     return [
         "## The cost of the evidence sections",
         "",
         f"The same files without and with the evidence sections (metadata, JPEG history, C2PA, Grad-CAM, noise, "
         f"spectrum and mask maps, the agreement table), alternating file by file, {e['repeats']} rounds: "
         f"{e['photos']} photos and {e['video_frames']} clip frames per mode per round. Without evidence is the scan "
-        "as it was before the evidence step.",
+        "as it was before the evidence step. The file sections run in a worker thread while the faces are scored, "
+        "so with a free second core the wall-clock cost is below the CPU cost.",
         "",
-        "| measure | without evidence | with evidence | ratio |",
-        "|---|---|---|---|",
-        f"| 1-MP photos/s (wall) | {off['photos_per_s']:.2f} | {on['photos_per_s']:.2f} | "
-        f"**{ratio['photos_per_s']:.2f}** |",
-        f"| photos per CPU-second | {off['photos_per_cpu_s']:.2f} | {on['photos_per_cpu_s']:.2f} | "
-        f"**{ratio['photos_per_cpu_s']:.2f}** |",
-        f"| video frames/s (wall) | {off['frames_per_s']:.1f} | {on['frames_per_s']:.1f} | "
-        f"**{ratio['frames_per_s']:.2f}** |",
-        f"| video frames per CPU-second | {off['frames_per_cpu_s']:.1f} | {on['frames_per_cpu_s']:.1f} | "
-        f"**{ratio['frames_per_cpu_s']:.2f}** |",
+        f"| measure | without evidence | with evidence | ratio | >= {target:.2f} |",
+        "|---|---|---|---|---|",
+        row("1-MP photos/s (wall)", "photos_per_s", 2),
+        row("photos per CPU-second", "photos_per_cpu_s", 2),
+        row("video frames/s (wall)", "frames_per_s", 1),
+        row("video frames per CPU-second", "frames_per_cpu_s", 1),
         "",
-        f"Evidence stage: {on['evidence_cpu_ms_per_photo']:.1f} CPU ms per photo. Target: with evidence >= "
-        f"{e['target']:.0%} of without: **{'met' if met else 'not met'}** (every row).",
+        f"Evidence stage on the scan's own thread: {on['evidence_cpu_ms_per_photo']:.1f} CPU ms per photo (Grad-CAM, "
+        "mask, noise, spectrum and their pictures; the file sections' CPU is in the process's total). A video pays "
+        "for the face maps once per track, a photo once per face: that is why videos keep their rate and photos do "
+        "not.",
         "",
     ]
 
