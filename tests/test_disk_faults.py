@@ -194,3 +194,15 @@ def test_a_read_only_output_folder_is_a_clear_error(read_only, inputs, command: 
     assert f"forensics {command}: cannot write {out}" in result.output and reason in result.output
     assert "Traceback" not in result.output
     assert [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_a_scan_on_a_full_disk_stops_clearly_without_partial_files(full_disk) -> None:
+    """The scan's pictures, journal and reports go through the same atomic writers: exit 2, the path named."""
+    disk, kind = full_disk
+    out = disk / "scan"
+    image = Path(__file__).resolve().parents[1] / "forensics" / "assets" / "starter" / "grace_hopper.jpg"
+    result = CliRunner().invoke(app, ["scan", str(image), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "forensics scan: cannot write" in result.output and "no space left" in result.output
+    assert "Traceback" not in result.output
+    assert _leftovers(out) == []

@@ -92,3 +92,13 @@ def test_long_commands_refuse_a_folder_another_process_writes(holder, tmp_path: 
     assert result.exit_code == 1, result.output
     assert f"forensics {command}: {out} is in use by another job (pid {proc.pid}" in result.output
     assert read_lock_holder(out).pid == proc.pid  # the holder's lock is untouched
+
+
+def test_a_scan_into_a_folder_another_process_writes_is_refused(holder) -> None:
+    """`forensics scan` takes the same lock: the CLI exits 2 naming the holder, and writes nothing there."""
+    out, proc = holder
+    image = REPO / "forensics" / "assets" / "starter" / "grace_hopper.jpg"
+    result = CliRunner().invoke(app, ["scan", str(image), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert f"pid {proc.pid}" in result.output and "in use by another job" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
