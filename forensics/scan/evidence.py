@@ -46,7 +46,8 @@ class EvidenceKit:
 
 
 def error_section(name: str, where: str, exc: Exception) -> Section:
-    traceback.print_exc(file=sys.stderr)
+    """The section of a part that failed: the error names the file; the traceback goes to stderr for a bug report."""
+    traceback.print_exception(exc, file=sys.stderr)
     return Section(name, {"error": f"{where}: {name} evidence failed ({type(exc).__name__}: {exc})"},
                    signal=Signal(NO_INFORMATION, f"{name} could not be computed"))
 
