@@ -48,6 +48,27 @@ class CommandTally:
         if len(kept) < EXAMPLES_KEPT:
             kept.append(text[:400])
 
+    def account(self, case: FuzzCase, scored: bool, reasons: Sequence[str], must_not_score: bool,
+                why_unaccounted: str = "") -> None:
+        """One corpus file: scored (and whether it was allowed to be), or reported with reasons that must name
+        it, or, with neither, unaccounted for."""
+        name = f"{case.mutation}: {shown(case.path.name)}"
+        if scored:
+            self.scored += 1
+            if must_not_score:
+                self.must_fail_scored += 1
+                self.note("must_fail_scored", name)
+            return
+        if not reasons:
+            self.unaccounted += 1
+            self.note("unaccounted", name + why_unaccounted)
+            return
+        self.reported += 1
+        unnamed = [r for r in reasons if not names_file(r, case)]
+        if unnamed:
+            self.reasons_without_name += 1
+            self.note("reason_without_name", unnamed[0])
+
     @property
     def ok(self) -> bool:
         return self.crashes == 0 and self.unaccounted == 0 and self.reasons_without_name == 0
@@ -130,28 +151,14 @@ def tally_scan_json(command: str, scan_json: Path, cases: Sequence[FuzzCase]) ->
     for case in files:
         entry = by_path.get(str(case.path))
         if entry is None:
-            tally.unaccounted += 1
-            tally.note("unaccounted", case.mutation + ": " + shown(case.path.name))
+            tally.account(case, False, [], case.expect == MUST_FAIL)
             continue
         internal = [e for e in entry["errors"] if "internal error while analysing" in e]
         if internal:
             tally.crashes += 1
             tally.note("crash", internal[0])
-        if entry["status"] == "analysed":
-            tally.scored += 1
-            if case.expect == MUST_FAIL:
-                tally.must_fail_scored += 1
-                tally.note("must_fail_scored", f"{case.mutation}: {shown(case.path.name)}")
-            continue
-        said = entry["errors"] + entry["reasons"]
-        if not said:
-            tally.unaccounted += 1
-            tally.note("unaccounted", f"{case.mutation}: {shown(case.path.name)} ({entry['status']}, no reason)")
-            continue
-        tally.reported += 1
-        if not all(names_file(r, case) for r in said):
-            tally.reasons_without_name += 1
-            tally.note("reason_without_name", next(r for r in said if not names_file(r, case)))
+        tally.account(case, entry["status"] == "analysed", entry["errors"] + entry["reasons"],
+                      case.expect == MUST_FAIL, f" ({entry['status']}, no reason)")
     return tally
 
 
@@ -217,21 +224,9 @@ def run_predict(cases: Sequence[FuzzCase], detector: Path, timeout: float) -> Co
             errors[parts[0]] = parts[2]
     for case in cases:
         keys = (str(case.path), shown(str(case.path)))
-        if any(k in scored for k in keys):
-            tally.scored += 1
-            if case.expect in (MUST_FAIL, NOT_A_FILE):
-                tally.must_fail_scored += 1
-                tally.note("must_fail_scored", f"{case.mutation}: {shown(case.path.name)}")
-            continue
         reason = next((errors[k] for k in keys if k in errors), None)
-        if reason is None:
-            tally.unaccounted += 1
-            tally.note("unaccounted", f"{case.mutation}: {shown(case.path.name)}")
-            continue
-        tally.reported += 1
-        if not names_file(reason, case):
-            tally.reasons_without_name += 1
-            tally.note("reason_without_name", reason)
+        tally.account(case, any(k in scored for k in keys), [reason] if reason is not None else [],
+                      case.expect in (MUST_FAIL, NOT_A_FILE))
     tally.seconds = round(seconds, 2)
     return tally
 
@@ -276,21 +271,8 @@ def run_import(corpus_dir: Path, manifest: Path, cases: Sequence[FuzzCase], time
                 said[path] = line
     for case in files:
         keys = (str(case.path), shown(str(case.path)))
-        if str(case.path) in rows:
-            tally.scored += 1
-            if case.expect == MUST_FAIL:
-                tally.must_fail_scored += 1
-                tally.note("must_fail_scored", f"{case.mutation}: {shown(case.path.name)}")
-            continue
         line = next((said[k] for k in keys if k in said), None)
-        if line is None:
-            tally.unaccounted += 1
-            tally.note("unaccounted", f"{case.mutation}: {shown(case.path.name)}")
-            continue
-        tally.reported += 1
-        if not names_file(line, case):
-            tally.reasons_without_name += 1
-            tally.note("reason_without_name", line)
+        tally.account(case, str(case.path) in rows, [line] if line is not None else [], case.expect == MUST_FAIL)
     tally.seconds = round(seconds, 2)
     return tally
 
