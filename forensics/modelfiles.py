@@ -246,6 +246,21 @@ def check_shapes(source: str | Path, expected: Mapping[str, tuple[int, ...]], fo
                                   f"needs {list(shape)}")
 
 
+def check_standardised_head(source: str | Path, fitted: Mapping[str, Any], n_features: int, name: str,
+                            extra: Mapping[str, Any], more: Mapping[str, tuple[int, ...]] | None = None) -> None:
+    """A restored standardiser + linear head (`fitted`: the detector's attributes): its arrays `n_features` long
+    (plus `more` shapes), a positive scale (the standardiser divides by it), and no tensor it does not use."""
+    arrays = {f"attr.{k}": v for k, v in fitted.items() if isinstance(v, np.ndarray)}
+    expected = {"attr.scaler_mean_": (n_features,), "attr.scaler_scale_": (n_features,),
+                "attr.coef_": (n_features,), "attr.intercept_": (1,), **(more or {})}
+    check_shapes(source, expected, arrays, f"a {name} head on {n_features} features")
+    if not (fitted["scaler_scale_"] > 0).all():
+        raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "
+                              "divides by it)")
+    if extra:
+        raise CheckpointError(f"{source}: unexpected tensor(s) {sorted(extra)[:5]} for a {name} detector")
+
+
 def int_list(source: str | Path, value: Any, name: str, length: int, low: int = 1, high: int = 1 << 16) -> list[int]:
     """A JSON list of `length` integers in [low, high], refused otherwise (e.g. an image size)."""
     ok = (isinstance(value, list) and len(value) == length

@@ -101,7 +101,7 @@ class LinearFeatureDetector(Detector):
     def _check_checkpoint(self, extra: dict[str, np.ndarray], source: Path) -> None:
         """The head's arrays must have the length the config's feature map gives at the fitted image size (one
         blank image through `features`: a config that lies about n_bins or channels is caught here)."""
-        from forensics.modelfiles import CheckpointError, check_shapes
+        from forensics.modelfiles import CheckpointError, check_standardised_head
 
         super()._check_checkpoint(extra, source)
         try:
@@ -114,13 +114,4 @@ class LinearFeatureDetector(Detector):
             raise CheckpointError(f"{source.parent / 'config.json'}: n_features_in_ is "
                                   f"{self.__dict__.get('n_features_in_')!r} but the {self.name} features at "
                                   f"{h}x{w} have {n_features}")
-        arrays = {f"attr.{k}": v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        f = n_features
-        expected = {"attr.scaler_mean_": (f,), "attr.scaler_scale_": (f,), "attr.coef_": (f,), "attr.intercept_": (1,),
-                    "attr.platt_": (2,)}
-        check_shapes(source, expected, arrays, f"a {self.name} head on {n_features} features")
-        if not (self.scaler_scale_ > 0).all():
-            raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "
-                                  "divides by it)")
-        if extra:
-            raise CheckpointError(f"{source}: unexpected tensor(s) {sorted(extra)[:5]} for a {self.name} detector")
+        check_standardised_head(source, vars(self), n_features, self.name, extra, {"attr.platt_": (2,)})

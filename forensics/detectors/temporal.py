@@ -88,7 +88,7 @@ class TemporalDetector(Detector):
 
     def _check_checkpoint(self, extra: dict[str, np.ndarray], source: Path) -> None:
         """Feature names known, as many as the config's `features`, and the head's arrays that long."""
-        from forensics.modelfiles import CheckpointError, check_finite_numbers, check_shapes
+        from forensics.modelfiles import CheckpointError, check_finite_numbers, check_standardised_head
 
         config = source.parent / "config.json"
         names = self.feature_names if isinstance(self.features, str) else None
@@ -102,12 +102,4 @@ class TemporalDetector(Detector):
         check_finite_numbers(config, self.__dict__.get("threshold_"), "fitted threshold_")
         if not isinstance(self.__dict__.get("threshold_"), (int, float)):
             raise CheckpointError(f"{config}: fitted threshold_ must be a number")
-        n = len(names)
-        arrays = {f"attr.{k}": v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        expected = {"attr.scaler_mean_": (n,), "attr.scaler_scale_": (n,), "attr.coef_": (n,), "attr.intercept_": (1,)}
-        check_shapes(source, expected, arrays, f"a temporal head on {n} features")
-        if not (self.scaler_scale_ > 0).all():
-            raise CheckpointError(f"{source}: tensor 'attr.scaler_scale_' has entries <= 0 (a standardiser "
-                                  "divides by it)")
-        if extra:
-            raise CheckpointError(f"{source}: unexpected tensor(s) {sorted(extra)[:5]} for a temporal detector")
+        check_standardised_head(source, vars(self), len(names), "temporal", extra)
