@@ -9,6 +9,7 @@ import typer
 from forensics.cli.data import data_app
 from forensics.cli.detect import detect_app
 from forensics.cli.scan import scan_command
+from forensics.cli.serve import serve_command
 from forensics.cli.zoo import synth_command, zoo_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deepfake forensics: data, zoo, detectors, reports.")
@@ -17,6 +18,7 @@ app.add_typer(detect_app, name="detect")
 app.add_typer(zoo_app, name="zoo")
 app.command("synth")(synth_command)
 app.command("scan")(scan_command)
+app.command("serve")(serve_command)
 
 
 @app.command("demo")

@@ -1,0 +1,75 @@
+// forensics serve: drag-and-drop upload (one file per request, each answered on the page) and live scan
+// progress over server-sent events. Local file, no libraries.
+"use strict";
+
+function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+
+function vclass(v) {
+  v = (v || "").toLowerCase();
+  return v.startsWith("likely") ? "v-likely" : v === "inconclusive" ? "v-inconclusive" : v.startsWith("no sign") ? "v-clean" : "v-none";
+}
+
+async function uploadFiles(caseId, files) {
+  const log = document.getElementById("upload-log");
+  let accepted = 0;
+  for (const file of files) {
+    const line = el("div", "msg", "uploading " + file.name + " …");
+    log.appendChild(line);
+    const body = new FormData();
+    body.append("file", file, file.name);
+    try {
+      const r = await fetch("/api/cases/" + caseId + "/files", { method: "POST", body: body, credentials: "same-origin" });
+      const data = await r.json();
+      for (const a of data.accepted || []) { line.className = "msg ok"; line.textContent = "✓ " + a.name + ": " + a.size + " bytes, sha256 " + a.sha256.slice(0, 16) + "…" + (a.new ? "" : " (already in the case)"); accepted++; }
+      for (const x of data.refused || []) { line.className = "msg bad refused"; line.textContent = "✗ " + x.name + ": " + x.error; }
+    } catch (err) {
+      line.className = "msg bad refused"; line.textContent = "✗ " + file.name + ": the upload failed (" + err + ")";
+    }
+  }
+  if (accepted) {
+    const done = el("div", "msg", "reloading the file list …");
+    log.appendChild(done);
+    setTimeout(function () { window.location.reload(); }, 600);
+  }
+}
+
+function setupDrop() {
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const caseId = form.dataset.case, drop = document.getElementById("drop"), input = document.getElementById("file-input");
+  ["dragenter", "dragover"].forEach(function (t) { drop.addEventListener(t, function (ev) { ev.preventDefault(); drop.classList.add("over"); }); });
+  ["dragleave", "drop"].forEach(function (t) { drop.addEventListener(t, function (ev) { ev.preventDefault(); drop.classList.remove("over"); }); });
+  drop.addEventListener("drop", function (ev) { uploadFiles(caseId, Array.from(ev.dataTransfer.files)); });
+  input.addEventListener("change", function () { uploadFiles(caseId, Array.from(input.files)); input.value = ""; });
+}
+
+function fillResults(results) {
+  for (const r of results || []) {
+    const cell = document.querySelector('[data-verdict-file="' + r.file + '"]');
+    if (cell) { cell.textContent = r.verdict || r.status; cell.className = "verdict " + vclass(r.verdict); }
+    const p = document.querySelector('[data-prob-file="' + r.file + '"]');
+    if (p) p.textContent = r.probability === null || r.probability === undefined ? "-" : r.probability.toFixed(3);
+  }
+}
+
+function watchScans() {
+  document.querySelectorAll(".progress[data-scan]").forEach(function (box) {
+    const status = box.dataset.status;
+    if (status !== "queued" && status !== "running") return;
+    const sid = box.dataset.scan, bar = box.querySelector(".bar"), text = box.querySelector(".ptext");
+    const cell = document.querySelector('[data-status-scan="' + sid + '"]');
+    const es = new EventSource("/api/scans/" + sid + "/events");
+    es.addEventListener("progress", function (ev) {
+      const p = JSON.parse(ev.data);
+      bar.style.width = p.percent + "%";
+      text.textContent = p.percent + "% (" + p.done + "/" + p.files + " files)";
+      box.dataset.status = p.status;
+      if (cell) cell.textContent = p.status + (p.attempts > 1 ? " (resumed)" : "");
+      if (p.error) { box.parentNode.appendChild(el("div", "msg bad", p.error)); }
+      if (p.results) fillResults(p.results);
+    });
+    es.addEventListener("end", function () { es.close(); });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", function () { setupDrop(); watchScans(); });
