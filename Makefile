@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml Makefile
 	# Debian's Chromium renders the scan report in the tests (headless, offline); needs root, else those tests skip.
 	command -v chromium >/dev/null || apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) \
 		|| echo "warning: chromium not installed; the report-rendering tests will be skipped"
+	# chromedriver (Debian's, matching its chromium) lets selenium drive the browser in the serve test; no downloads.
+	command -v chromedriver >/dev/null || apt-get install -y -q chromium-driver || (apt-get update -q && apt-get install -y -q chromium-driver) \
+		|| echo "warning: chromium-driver not installed; the forensics serve browser test will be skipped"
 	touch $(STAMP)
 
 corpus: install

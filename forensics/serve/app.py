@@ -383,7 +383,7 @@ def create_app(config: ServeConfig) -> Starlette:
         db.scan(sid)
 
         async def events():
-            last = None
+            last, quiet = None, 0
             while True:
                 prog = await run_in_threadpool(progress, db, config.scans_dir, sid)
                 if prog["status"] == "done":
@@ -393,8 +393,8 @@ def create_app(config: ServeConfig) -> Starlette:
                 text = json.dumps(prog, sort_keys=True)
                 if text != last:
                     yield f"event: progress\ndata: {text}\n\n"
-                    last = text
-                else:
+                    last, quiet = text, 0
+                elif (quiet := quiet + 1) % 25 == 0:  # a comment line now and then keeps proxies from timing out
                     yield ": keep-alive\n\n"
                 if prog["status"] in ("done", "failed"):
                     yield "event: end\ndata: {}\n\n"
