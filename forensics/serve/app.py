@@ -234,6 +234,16 @@ def create_app(config: ServeConfig) -> Starlette:
                 "asset": (lambda rel: f"/scans/{result['scan_id']}/out/{rel}") if result else (lambda rel: ""),
                 "scans_of_file": [r["scan_id"] for r in rows] if scan_id is None else [scan_id]}
 
+    def result_rows(scan_id: int) -> list[dict[str, Any]]:
+        rows = []
+        for r in db.results(scan_id):
+            entry = json.loads(r["entry"])
+            rows.append({"file": r["file_id"], "status": r["status"], "verdict": r["verdict"],
+                         "probability": r["probability"], "reasons": entry.get("reasons") or [],
+                         "errors": entry.get("errors") or [],
+                         "summary": ((entry.get("evidence") or {}).get("agreement") or {}).get("summary")})
+        return rows
+
     # ------------------------------------------------------------------------------------------ pages
 
     async def index(request: Request) -> Response:
@@ -373,9 +383,7 @@ def create_app(config: ServeConfig) -> Starlette:
     async def api_scan(request: Request) -> Response:
         sid = request.path_params["scan_id"]
         prog = await run_in_threadpool(progress, db, config.scans_dir, sid)
-        results = await run_in_threadpool(db.results, sid)
-        prog["results"] = [{"file": r["file_id"], "status": r["status"], "verdict": r["verdict"],
-                            "probability": r["probability"]} for r in results]
+        prog["results"] = await run_in_threadpool(result_rows, sid)
         return JSONResponse(prog)
 
     async def api_events(request: Request) -> Response:
@@ -387,9 +395,8 @@ def create_app(config: ServeConfig) -> Starlette:
             while True:
                 prog = await run_in_threadpool(progress, db, config.scans_dir, sid)
                 if prog["status"] == "done":
-                    results = await run_in_threadpool(db.results, sid)
-                    prog["results"] = [{"file": r["file_id"], "status": r["status"], "verdict": r["verdict"],
-                                        "probability": r["probability"]} for r in results]
+                    prog["results"] = await run_in_threadpool(result_rows, sid)
+                    prog["bundle_sha256"] = (await run_in_threadpool(db.scan, sid))["bundle_sha256"]
                 text = json.dumps(prog, sort_keys=True)
                 if text != last:
                     yield f"event: progress\ndata: {text}\n\n"

@@ -26,10 +26,10 @@ async function uploadFiles(caseId, files) {
       line.className = "msg bad refused"; line.textContent = "✗ " + file.name + ": the upload failed (" + err + ")";
     }
   }
-  if (accepted) {
-    const done = el("div", "msg", "reloading the file list …");
-    log.appendChild(done);
-    setTimeout(function () { window.location.reload(); }, 600);
+  if (accepted) {  // reload for the new rows; the answers stay on the page after it
+    const lines = Array.from(log.children).map(function (d) { return [d.className, d.textContent]; });
+    sessionStorage.setItem("upload-log-" + caseId, JSON.stringify(lines));
+    window.location.reload();
   }
 }
 
@@ -37,6 +37,12 @@ function setupDrop() {
   const form = document.getElementById("upload-form");
   if (!form) return;
   const caseId = form.dataset.case, drop = document.getElementById("drop"), input = document.getElementById("file-input");
+  const kept = sessionStorage.getItem("upload-log-" + caseId);
+  if (kept) {
+    sessionStorage.removeItem("upload-log-" + caseId);
+    const log = document.getElementById("upload-log");
+    for (const [cls, text] of JSON.parse(kept)) log.appendChild(el("div", cls, text));
+  }
   ["dragenter", "dragover"].forEach(function (t) { drop.addEventListener(t, function (ev) { ev.preventDefault(); drop.classList.add("over"); }); });
   ["dragleave", "drop"].forEach(function (t) { drop.addEventListener(t, function (ev) { ev.preventDefault(); drop.classList.remove("over"); }); });
   drop.addEventListener("drop", function (ev) { uploadFiles(caseId, Array.from(ev.dataTransfer.files)); });
@@ -49,6 +55,8 @@ function fillResults(results) {
     if (cell) { cell.textContent = r.verdict || r.status; cell.className = "verdict " + vclass(r.verdict); }
     const p = document.querySelector('[data-prob-file="' + r.file + '"]');
     if (p) p.textContent = r.probability === null || r.probability === undefined ? "-" : r.probability.toFixed(3);
+    const sm = document.querySelector('[data-summary-file="' + r.file + '"]');
+    if (sm) sm.textContent = r.summary || (r.errors || []).join("; ");
   }
 }
 
@@ -67,6 +75,19 @@ function watchScans() {
       if (cell) cell.textContent = p.status + (p.attempts > 1 ? " (resumed)" : "");
       if (p.error) { box.parentNode.appendChild(el("div", "msg bad", p.error)); }
       if (p.results) fillResults(p.results);
+      if (p.status === "done") {
+        const model = document.querySelector('[data-model-scan="' + sid + '"]');
+        if (model && p.bundle_sha256) { model.textContent = p.bundle_sha256.slice(0, 12); model.title = p.bundle_sha256; }
+        const rep = document.querySelector('[data-report-scan="' + sid + '"]');
+        if (rep) {
+          rep.textContent = "";
+          for (const name of ["report.html", "scan.json"]) {
+            const a = el("a", "", name); a.href = "/scans/" + sid + "/out/" + name; a.target = "_blank";
+            if (rep.childNodes.length) rep.appendChild(document.createTextNode(" · "));
+            rep.appendChild(a);
+          }
+        }
+      }
     });
     es.addEventListener("end", function () { es.close(); });
   });
