@@ -96,3 +96,54 @@ def test_server_killed_mid_scan_resumes_without_loss_or_duplicates(tmp_path: Pat
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_scan_is_replaced_and_50_real_concurrent_uploads(tmp_path: Path) -> None:
+    """The server stays up while its worker is killed: the monitor requeues the scan and starts a new worker. And 50
+    uploads at once over real HTTP (uvicorn, 16 client threads) are all in SQLite."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.serve_util import png_bytes
+
+    cases = tmp_path / "cases"
+    server = Server(cases)
+    try:
+        server.start()
+        case = server.post_json("/api/cases", {"name": "uploads"})[1]["id"]
+        with ThreadPoolExecutor(max_workers=16) as ex:
+            answers = list(ex.map(lambda i: server.upload(case, f"p{i:02d}.png", png_bytes(500 + i)), range(50)))
+        assert [s for s, _ in answers] == [201] * 50
+        with sqlite3.connect(cases / "cases.sqlite3") as con:
+            assert con.execute("SELECT COUNT(*) FROM files WHERE case_id = ?", (case,)).fetchone()[0] == 50
+
+        inputs = sorted(STARTER.glob("franck_*.jpg"))[:8]
+        case2 = server.post_json("/api/cases", {"name": "worker kill"})[1]["id"]
+        for p in inputs:
+            assert server.upload(case2, p.name, p.read_bytes())[0] == 201
+        sid = server.post_json(f"/api/cases/{case2}/scans", {"settings": {"evidence": False}})[1]["scan"]
+        out = cases / "scans" / f"{sid:06d}" / "out"
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and 1 <= len(journal_lines(out)) < len(inputs) - 1):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with sqlite3.connect(cases / "cases.sqlite3") as con:
+            worker = con.execute("SELECT worker_pid FROM scans WHERE id = ?", (sid,)).fetchone()[0]
+        import os
+        import signal
+
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 150
+        while (prog := server.get(f"/api/scans/{sid}")[1])["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.3)
+        assert prog["status"] == "done" and prog["attempts"] == 2 and prog["done"] == len(inputs)
+        assert [r["status"] for r in prog["results"]] == ["analysed"] * len(inputs)
+        assert len(journal_lines(out)) == len(inputs)
+        with sqlite3.connect(cases / "cases.sqlite3") as con:
+            details = [d for (d,) in con.execute("SELECT detail FROM custody WHERE action = 'scan requeued'")]
+            new_worker = con.execute("SELECT worker_pid FROM scans WHERE id = ?", (sid,)).fetchone()[0]
+        assert any(f"worker {worker} died" in d for d in details) and new_worker != worker
+        assert server.get("/api/cases")[0] == 200  # the server never went down
+    finally:
+        server.stop()
