@@ -43,6 +43,10 @@ def serve_command(
         typer.echo(f"forensics serve: {exc}", err=True)
         raise typer.Exit(2) from None
     shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):  # every interface: name this machine rather than the wildcard
+        import socket
+
+        shown = socket.gethostname()
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     typer.echo(f"forensics serve: {url}  (cases: {cases.absolute()}, {workers} scan worker(s)"
                + (", token generated: keep it secret" if generated else "") + ")", err=False)
