@@ -67,23 +67,11 @@ def parse_features(spec: str) -> tuple[str, ...]:
     return kinds
 
 
-def cnn_embedding(detector: Any, images: np.ndarray, batch: int = 128) -> np.ndarray:
+def cnn_embedding(detector: Any, images: np.ndarray) -> np.ndarray:
     """Penultimate (pre-logit) features of a fitted `CNNDetector`'s timm model.  # [N,H,W,3] -> [N,D] float32
 
     Uses the detector's own resizing and normalisation, so the embedding sees images as its head did."""
-    import torch
-
-    model = detector.model_
-    device = next(model.parameters()).device
-    images = detector._prepare(images)  # validated and resized to the CNN's training size
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch):
-            x = detector.to_tensor(images[i:i + batch], device)  # [B,3,S,S]
-            feats = model.forward_head(model.forward_features(x), pre_logits=True)  # [B,D]
-            out.append(feats.float().cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
+    return detector.predict_with_embedding(images)[1]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
