@@ -154,3 +154,21 @@ class DecisionBand:
         if low > high:
             low = high = (low + high) / 2
         return cls(low=float(low), high=float(high))
+
+    @classmethod
+    def fit_worst_group(cls, labels: np.ndarray, probs: np.ndarray, groups: np.ndarray, target_fpr: float = 0.05,
+                        target_fnr: float = 0.05, min_reals: int = 50) -> "DecisionBand":
+        """Like `fit`, but `high` bounds the false-positive rate of the *worst* group (an identity, or an identity
+        under one perturbation) with at least `min_reals` reals, not the pooled rate: a band fitted on pooled
+        reals lets the largest person set it while a smaller one is flagged at several times the rate."""
+        from forensics.metrics import threshold_at_fpr
+
+        y = np.asarray(labels).astype(np.int64).ravel()
+        p = np.asarray(probs, np.float64).ravel()
+        g = np.asarray(groups).astype(str).ravel()
+        pooled = cls.fit(y, p, target_fpr, target_fnr)
+        highs = [threshold_at_fpr(p[(y == 0) & (g == name)], target_fpr)
+                 for name in np.unique(g[y == 0]) if ((y == 0) & (g == name)).sum() >= min_reals]
+        high = max([pooled.high, *highs])
+        low = min(pooled.low, high)
+        return cls(low=float(low), high=float(high))

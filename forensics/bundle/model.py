@@ -24,6 +24,7 @@ from forensics.calibration import NO_SIGN, LIKELY_MANIPULATED, Calibrator, Decis
 
 FORMAT = "forensics-bundle/1"
 BUNDLE_FILE = "bundle.json"
+OOD_DETECTOR = "cnn"  # the detector whose embedding the out-of-distribution guard measures
 
 
 class BundleError(ValueError):
@@ -74,16 +75,22 @@ class FaceScores:
     fused: np.ndarray
     verdicts: list[str]
     disagree: list[bool] = field(default_factory=list)
+    ood_distance: np.ndarray | None = None  # [N] the OOD guard's distance, when the bundle has a guard
+    ood_threshold: float | None = None
 
     def face(self, i: int) -> dict[str, Any]:
         """One face as a JSON-able record: every detector's own score, never only the fused one."""
-        return {
+        record = {
             "detectors": {n: {"score": float(self.raw[n][i]), "probability": float(self.calibrated[n][i]),
                               "verdict": self.detector_verdicts[n][i]} for n in self.raw},
             "probability": float(self.fused[i]),
             "verdict": self.verdicts[i],
             "detectors_disagree": bool(self.disagree[i]),
         }
+        if self.ood_distance is not None and self.ood_threshold is not None:
+            d = float(self.ood_distance[i])
+            record["ood"] = {"distance": d, "threshold": self.ood_threshold, "flagged": d > self.ood_threshold}
+        return record
 
 
 @dataclass
@@ -125,11 +132,12 @@ class ModelBundle:
     """A loaded bundle. `score(crops)` for aligned face crops at `face_size`."""
 
     def __init__(self, root: Path, meta: dict[str, Any], detectors: dict[str, Any],
-                 calibration: FittedCalibration) -> None:
+                 calibration: FittedCalibration, ood: Any | None = None) -> None:
         self.root = root
         self.meta = meta
         self.detectors = detectors
         self.calibration = calibration
+        self.ood = ood  # forensics.bundle.ood.OODGuard, measured on the "cnn" detector's embedding
 
     @property
     def bands(self) -> dict[str, DecisionBand]:
@@ -157,7 +165,17 @@ class ModelBundle:
 
     def score(self, crops: np.ndarray) -> FaceScores:
         """Score aligned face crops.  # [N,S,S,3] uint8 -> FaceScores with [N] arrays"""
-        return self.calibration.apply({n: det.predict_proba(crops) for n, det in self.detectors.items()})
+        if self.ood is None:
+            return self.calibration.apply({n: det.predict_proba(crops) for n, det in self.detectors.items()})
+        raw, embeddings = {}, None
+        for name, det in self.detectors.items():
+            if name == OOD_DETECTOR:  # the guard's embedding comes from the same forward pass as the score
+                raw[name], embeddings = det.predict_with_embedding(crops)
+            else:
+                raw[name] = det.predict_proba(crops)
+        scores = self.calibration.apply(raw)
+        scores.ood_distance, scores.ood_threshold = self.ood.distance(embeddings), float(self.ood.threshold)
+        return scores
 
 
 def bundle_sha256(root: str | Path) -> str:
@@ -241,4 +259,26 @@ def load_bundle(root: str | Path) -> ModelBundle:
     used = calibration.fusion.detectors
     if set(used) != set(detectors):
         raise BundleError(f"{path}: fusion uses {sorted(used)} but the bundle has {sorted(detectors)}")
-    return ModelBundle(root, meta, detectors, calibration)
+    return ModelBundle(root, meta, detectors, calibration, _load_ood(root, meta, detectors, path))
+
+
+def _load_ood(root: Path, meta: dict[str, Any], detectors: dict[str, Any], path: Path) -> Any | None:
+    """The bundle's out-of-distribution guard (`"ood": "<folder>"` in bundle.json), checked like every model file."""
+    from forensics.bundle.ood import OODGuard
+    from forensics.bundle.verify import is_inside
+    from forensics.modelfiles import CheckpointError
+
+    rel = meta.get("ood")
+    if rel is None:
+        return None
+    if not isinstance(rel, str) or not is_inside(root.resolve(), root / rel):
+        raise BundleError(f"{path}: 'ood' must name a folder inside the bundle, got {rel!r}")
+    if OOD_DETECTOR not in detectors or not hasattr(detectors[OOD_DETECTOR], "predict_with_embedding"):
+        raise BundleError(f"{path}: an OOD guard needs the {OOD_DETECTOR!r} detector's embedding")
+    try:
+        guard = OODGuard.load(root / rel)
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise BundleError(f"OOD guard of bundle {root}: {exc}") from None
+    if guard.mean.shape[0] != getattr(detectors[OOD_DETECTOR].model_, "num_features", guard.mean.shape[0]):
+        raise BundleError(f"{root / rel}: its embedding size does not match the {OOD_DETECTOR!r} detector's")
+    return guard

@@ -22,10 +22,14 @@ def sig(x: float, digits: int = 6) -> float:
 
 def rounded_record(record: dict[str, Any]) -> dict[str, Any]:
     """A `FaceScores.face(i)` record with its floats at 6 significant digits."""
-    return {"detectors": {n: {"score": sig(d["score"]), "probability": sig(d["probability"]), "verdict": d["verdict"]}
-                          for n, d in record["detectors"].items()},
-            "probability": sig(record["probability"]), "verdict": record["verdict"],
-            "detectors_disagree": record["detectors_disagree"]}
+    out = {"detectors": {n: {"score": sig(d["score"]), "probability": sig(d["probability"]), "verdict": d["verdict"]}
+                         for n, d in record["detectors"].items()},
+           "probability": sig(record["probability"]), "verdict": record["verdict"],
+           "detectors_disagree": record["detectors_disagree"]}
+    if "ood" in record:
+        ood = record["ood"]
+        out["ood"] = {"distance": sig(ood["distance"]), "threshold": sig(ood["threshold"]), "flagged": ood["flagged"]}
+    return out
 
 
 def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt: str | None) -> Analysis:

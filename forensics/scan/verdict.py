@@ -9,6 +9,8 @@ calibrated decision band; the scan turns it into "inconclusive" (abstains) and s
     detectors disagree  one detector says "likely manipulated" while another says "no sign of manipulation"
     suspicious segment  (tracks) the track's mean is not above the band, but its top-k frames are: a manipulation
                         in part of a video must not be averaged into a clean verdict
+    out of distribution the face is unlike every face the bundle was calibrated on (its OOD guard; tracks: in
+                        most usable frames), so the calibrated probability does not apply to it
     inconclusive band   the calibrated probability lies between the band's edges (the model's own abstention)
 
 Each reason is a string that starts with its name and a colon, then the figures ("face too small: 31 px < 40 px").
@@ -30,7 +32,9 @@ HEAVILY_COMPRESSED = "heavily compressed"
 DETECTORS_DISAGREE = "detectors disagree"
 SUSPICIOUS_SEGMENT = "suspicious segment"
 INCONCLUSIVE_BAND = "inconclusive band"
-REASONS = (NO_FACE, FACE_TOO_SMALL, HEAVILY_COMPRESSED, DETECTORS_DISAGREE, SUSPICIOUS_SEGMENT, INCONCLUSIVE_BAND)
+OUT_OF_DISTRIBUTION = "out of distribution"
+REASONS = (NO_FACE, FACE_TOO_SMALL, HEAVILY_COMPRESSED, DETECTORS_DISAGREE, SUSPICIOUS_SEGMENT, INCONCLUSIVE_BAND,
+           OUT_OF_DISTRIBUTION)
 DEFAULT_HEAVY_JPEG_QUALITY = 50
 
 
@@ -61,6 +65,15 @@ def quality_reasons(face_px: float, jpeg_quality: int | None, rules: AbstainRule
     return reasons
 
 
+def ood_reasons(record: dict[str, Any]) -> list[str]:
+    """The OOD guard's reason for one scored face (`FaceScores.face(i)` record), if it flagged the face."""
+    ood = record.get("ood")
+    if not ood or not ood["flagged"]:
+        return []
+    return [f"{OUT_OF_DISTRIBUTION}: embedding distance {ood['distance']:.3f} > {ood['threshold']:.3f}, unlike every "
+            "face the bundle was calibrated on"]
+
+
 def _disagreement(detector_verdicts: dict[str, str]) -> str | None:
     said = set(detector_verdicts.values())
     if LIKELY_MANIPULATED in said and NO_SIGN in said:
@@ -89,7 +102,7 @@ def face_verdict(record: dict[str, Any], face_px: float, jpeg_quality: int | Non
     """Verdict of one scored face (`FaceScores.face(i)` record)."""
     det_verdicts = {n: d["verdict"] for n, d in record["detectors"].items()}
     return decide(record["verdict"], record["probability"], band, det_verdicts,
-                  quality_reasons(face_px, jpeg_quality, rules))
+                  quality_reasons(face_px, jpeg_quality, rules) + ood_reasons(record))
 
 
 def aggregate(probs: np.ndarray, k: int) -> dict[str, float]:

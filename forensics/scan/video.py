@@ -24,7 +24,8 @@ from forensics.scan.image import rounded_record, sig
 from forensics.scan.prefetch import prefetch
 from forensics.scan.quality import face_pixels, sharpness
 from forensics.scan.temporal import TrackForTemporal, temporal_score
-from forensics.scan.verdict import (FACE_TOO_SMALL, aggregate, decide, file_verdict, quality_reasons,
+from forensics.scan.verdict import (FACE_TOO_SMALL, OUT_OF_DISTRIBUTION, aggregate, decide, file_verdict, ood_reasons,
+                                    quality_reasons,
                                     segment_reason)
 
 CANDIDATES_KEPT = 64  # peak faces kept (with crops) to choose the top frames from at the end
@@ -44,6 +45,7 @@ class TrackColumns:
     sharpness: list[float] = field(default_factory=list)
     probability: list[float] = field(default_factory=list)
     verdict: list[str] = field(default_factory=list)
+    ood: list[bool] = field(default_factory=list)  # the OOD guard flagged the frame's face
     detectors: dict[str, list[float]] = field(default_factory=dict)
     raw: dict[str, list[float]] = field(default_factory=dict)
     peak: tuple[float, int, np.ndarray] | None = None  # (probability, frame, crop) of its most suspicious frame
@@ -60,6 +62,7 @@ class TrackColumns:
         self.sharpness.append(sig(sharpness(crop), 4))
         self.probability.append(p)
         self.verdict.append(record["verdict"])
+        self.ood.append(bool(record.get("ood", {}).get("flagged", False)))
         for name, d in record["detectors"].items():
             self.detectors.setdefault(name, []).append(d["probability"])
             self.raw.setdefault(name, []).append(d["score"])
@@ -173,6 +176,10 @@ def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: s
                      "verdict": bundle.bands[name].verdict(float(v.mean()))}
     quality = [] if usable.any() else [f"{FACE_TOO_SMALL}: in every frame (median {np.median(px):.0f} px < "
                                        f"{rules.min_face} px)"]
+    ood = np.asarray(cols.ood, bool)[usable] if usable.any() else np.asarray(cols.ood, bool)
+    if ood.size and ood.mean() > 0.5:
+        quality.append(f"{OUT_OF_DISTRIBUTION}: {int(ood.sum())} of {ood.size} frames' faces are unlike every face "
+                       "the bundle was calibrated on")
     model_verdict = bundle.decision.verdict(probability)
     quality += segment_reason(agg, ctx.band, model_verdict)
     verdict, reasons = decide(model_verdict, probability, ctx.band, {n: d["verdict"] for n, d in det.items()}, quality)
@@ -234,7 +241,7 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
         assets[name] = crop_png(c.crop)
         verdict, reasons = decide(c.record["verdict"], c.probability, ctx.band,
                                   {n: d["verdict"] for n, d in c.record["detectors"].items()},
-                                  quality_reasons(c.face_px, None, ctx.rules))
+                                  quality_reasons(c.face_px, None, ctx.rules) + ood_reasons(c.record))
         top_records.append({"rank": rank, "frame": c.frame, "time_s": round(c.time_s, 4), "track": c.track,
                             "probability": c.probability, "scores": c.record, "verdict": verdict, "reasons": reasons,
                             "face_px": round(c.face_px, 1), "crop": f"{asset_dir}/{name}"})
