@@ -25,7 +25,8 @@ app.command("serve")(serve_command)
 def demo(
     data: Path = typer.Option(Path("data/starter"), help="The starter corpus (built if missing)."),
     work: Path = typer.Option(Path("runs/demo"), help="Synthesized dataset, benchmark outputs and fitted detectors."),
-    reports: Path = typer.Option(Path("reports/demo"), help="Where the Markdown/HTML report and plots go."),
+    reports: Path = typer.Option(Path("runs/demo/reports"), help="Where the Markdown/HTML report and plots go "
+                                 "(under runs/: the demo leaves the checkout clean)."),
     fakes: int = typer.Option(300, help="Fakes per generator (translations and blends: at most one per real)."),
     frames_per_video: int = typer.Option(100, help="Evenly spaced real frames kept per video."),
 ) -> None:

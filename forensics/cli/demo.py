@@ -29,7 +29,7 @@ CHECKPOINTS = Path(__file__).resolve().parents[2] / "generators" / "checkpoints"
 class DemoOptions:
     data: Path = Path("data/starter")  # the starter corpus (built if missing)
     work: Path = Path("runs/demo")  # synthesized dataset, benchmark outputs, fitted detectors
-    reports: Path = Path("reports/demo")  # the committed report
+    reports: Path = Path("runs/demo/reports")  # under runs/ (ignored): a demo run leaves the checkout clean
     size: int = 64  # every image (real and fake) at this resolution
     fakes_per_generator: int = 300  # per generator (translations and blends: at most one per real)
     frames_per_video: int = 100  # evenly spaced real frames kept per video (the full corpus has 7,701 frames)
