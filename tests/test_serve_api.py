@@ -233,3 +233,17 @@ def test_folder_import_export_and_custody(tmp_path: Path) -> None:
             assert c.get(path).status_code == 200, path
         assert c.get(f"/cases/{case}/compare?a=1").status_code == 400
         assert "viewed" in [x["action"] for x in c.get(f"/api/cases/{case}/custody").json()["custody"]]
+
+
+def test_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
+    """No CDN: the templates and static files name no other host, and the pages forbid it to the browser too."""
+    from forensics.serve import app as serve_app
+
+    root = Path(serve_app.__file__).parent
+    for path in [*root.glob("templates/*"), *root.glob("static/*")]:
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+    r = client.get("/")
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
+    assert r.headers["referrer-policy"] == "same-origin"  # no-referrer would make Chrome send Origin: null

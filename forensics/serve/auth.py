@@ -100,8 +100,8 @@ async def _refuse(scope: Scope, send: Callable, status: int, message: str) -> No
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    wants_html = scope.get("path", "").startswith("/api/") is False and any(
-        k == b"accept" and b"text/html" in v for k, v in scope.get("headers", []))
+    accepts_html = any(k == b"accept" and b"text/html" in v for k, v in scope.get("headers", []))
+    wants_html = accepts_html and not scope.get("path", "").startswith("/api/")
     if wants_html:
         from html import escape
 

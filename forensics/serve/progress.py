@@ -2,6 +2,7 @@
 (fsynced), so the count of journaled inputs is the progress, and it survives a restart unchanged."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,32 @@ def scan_paths(scans_dir: Path, scan_id: int) -> tuple[Path, Path]:
     return root / "inputs", root / "out"
 
 
-def journaled(out: Path) -> set[str]:
-    """Keys (input paths) of every file the scan has finished so far."""
-    from forensics.scan.results import ResultsError, load_results
+_CACHE: dict[Path, tuple[int, int, frozenset[str]]] = {}  # journal -> (size, mtime_ns, keys): parsed once per change
+_CACHE_LOCK = threading.Lock()
 
+
+def journaled(out: Path) -> set[str]:
+    """Keys (input paths) of every file the scan has finished so far. Each journal is re-read only when it changed,
+    so many watchers of a long scan cost one parse per finished file, not one per poll."""
+    from forensics.scan.results import ResultsError, read_journal, result_files
+
+    keys: set[str] = set()
     if not out.is_dir():
-        return set()
-    try:
-        return set(load_results(out))
-    except (ResultsError, OSError):
-        return set()
+        return keys
+    for path in result_files(out):
+        try:
+            st = path.stat()
+            with _CACHE_LOCK:
+                hit = _CACHE.get(path)
+            if hit is None or hit[:2] != (st.st_size, st.st_mtime_ns):
+                found = frozenset(r["key"] for r in read_journal(path)[0])
+                with _CACHE_LOCK:
+                    _CACHE[path] = (st.st_size, st.st_mtime_ns, found)
+                hit = _CACHE[path]
+            keys |= hit[2]
+        except (ResultsError, OSError):  # a shard merged away between listing and reading: the next poll sees it
+            continue
+    return keys
 
 
 def progress(db: CaseDB, scans_dir: Path, scan_id: int) -> dict[str, Any]:
