@@ -77,6 +77,7 @@ class FaceScores:
     disagree: list[bool] = field(default_factory=list)
     ood_distance: np.ndarray | None = None  # [N] the OOD guard's distance, when the bundle has a guard
     ood_threshold: float | None = None
+    attribution: list[dict[str, Any]] | None = None  # per face: which generator, when the bundle has an attributor
 
     def face(self, i: int) -> dict[str, Any]:
         """One face as a JSON-able record: every detector's own score, never only the fused one."""
@@ -90,6 +91,8 @@ class FaceScores:
         if self.ood_distance is not None and self.ood_threshold is not None:
             d = float(self.ood_distance[i])
             record["ood"] = {"distance": d, "threshold": self.ood_threshold, "flagged": d > self.ood_threshold}
+        if self.attribution is not None:
+            record["attribution"] = self.attribution[i]
         return record
 
 
@@ -132,12 +135,18 @@ class ModelBundle:
     """A loaded bundle. `score(crops)` for aligned face crops at `face_size`."""
 
     def __init__(self, root: Path, meta: dict[str, Any], detectors: dict[str, Any],
-                 calibration: FittedCalibration, ood: Any | None = None) -> None:
+                 calibration: FittedCalibration, ood: Any | None = None, attributor: Any | None = None) -> None:
         self.root = root
         self.meta = meta
         self.detectors = detectors
         self.calibration = calibration
         self.ood = ood  # forensics.bundle.ood.OODGuard, measured on the "cnn" detector's embedding
+        self.attributor = attributor  # forensics.attribution.GeneratorAttributor
+
+    @property
+    def scorer(self) -> str:
+        """What the fused verdict uses: "fused", or the one detector the release recipe chose instead."""
+        return str((self.meta.get("release") or {}).get("scorer", "fused"))
 
     @property
     def bands(self) -> dict[str, DecisionBand]:
@@ -165,16 +174,21 @@ class ModelBundle:
 
     def score(self, crops: np.ndarray) -> FaceScores:
         """Score aligned face crops.  # [N,S,S,3] uint8 -> FaceScores with [N] arrays"""
-        if self.ood is None:
-            return self.calibration.apply({n: det.predict_proba(crops) for n, det in self.detectors.items()})
         raw, embeddings = {}, None
         for name, det in self.detectors.items():
-            if name == OOD_DETECTOR:  # the guard's embedding comes from the same forward pass as the score
+            if name == OOD_DETECTOR and self.ood is not None:  # the guard's embedding: same forward pass as the score
                 raw[name], embeddings = det.predict_with_embedding(crops)
             else:
                 raw[name] = det.predict_proba(crops)
         scores = self.calibration.apply(raw)
-        scores.ood_distance, scores.ood_threshold = self.ood.distance(embeddings), float(self.ood.threshold)
+        if self.ood is not None:
+            scores.ood_distance, scores.ood_threshold = self.ood.distance(embeddings), float(self.ood.threshold)
+        if self.attributor is not None:
+            proba, atypical = self.attributor.scores(crops)
+            names = self.attributor.decide(proba, atypical)
+            scores.attribution = [{"generator": str(n), "probability": float(p.max()),
+                                   "probabilities": {c: float(v) for c, v in zip(self.attributor.classes_, p)}}
+                                  for n, p in zip(names, proba)]
         return scores
 
 
@@ -259,7 +273,29 @@ def load_bundle(root: str | Path) -> ModelBundle:
     used = calibration.fusion.detectors
     if set(used) != set(detectors):
         raise BundleError(f"{path}: fusion uses {sorted(used)} but the bundle has {sorted(detectors)}")
-    return ModelBundle(root, meta, detectors, calibration, _load_ood(root, meta, detectors, path))
+    return ModelBundle(root, meta, detectors, calibration, _load_ood(root, meta, detectors, path),
+                       _load_attributor(root, meta, path))
+
+
+def _load_attributor(root: Path, meta: dict[str, Any], path: Path) -> Any | None:
+    """The bundle's generator attributor (`"attribution": "<folder>"`), frequency features only (no model of its
+    own to reference), checked like every model file."""
+    from forensics.attribution import GeneratorAttributor, parse_features
+    from forensics.bundle.verify import is_inside
+    from forensics.modelfiles import CheckpointError
+
+    rel = meta.get("attribution")
+    if rel is None:
+        return None
+    if not isinstance(rel, str) or not is_inside(root.resolve(), root / rel):
+        raise BundleError(f"{path}: 'attribution' must name a folder inside the bundle, got {rel!r}")
+    try:
+        attributor = GeneratorAttributor.load(root / rel)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        raise BundleError(f"attributor of bundle {root}: {exc}") from None
+    if "cnn" in parse_features(attributor.features):
+        raise BundleError(f"{root / rel}: a bundle's attributor must not reference a CNN outside the bundle")
+    return attributor
 
 
 def _load_ood(root: Path, meta: dict[str, Any], detectors: dict[str, Any], path: Path) -> Any | None:

@@ -111,6 +111,18 @@ def write_release_card(path: Path, figures: dict[str, Any], cfg, work: pd.DataFr
                   f"({o['leave_one_identity_out_quantiles']}). It flags {_pct(o['test_reals_flagged'])} of test reals "
                   f"(clean and JPEG-30; by identity {o['test_reals_flagged_by_identity']}) and "
                   f"{_pct(o['non_faces_flagged'])} of non-face crops."]
+    if figures.get("attribution"):
+        a = figures["attribution"]
+        ci = a.get("accuracy_ci")
+        lines += ["", "## Generator attribution", "",
+                  "Which zoo member made a face (or *real*, or *unknown* when the head is not confident or the face "
+                  "is atypical): DCT + spectrum features, `postproc`-augmented, trained on the working set; the scan "
+                  "shows it per face. On the test people (Poisson swaps are a manipulation it never saw: only "
+                  f"*unknown* is right for them): accuracy {a['accuracy']:.3f}"
+                  + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f", unknown rate {a['unknown_rate']:.3f}.", "",
+                  *_table(["class", "recall", "answered unknown"],
+                          [[c, f"{r:.3f}", f"{a['unknown_rate_by_class'].get(c, 0):.3f}"]
+                           for c, r in sorted(a["per_class_recall"].items())])]
     lines += ["", "## Known failure modes", ""]
     failures = [f"- {r['identity']} under {r['perturbation']}: {_pct(r['fpr'])} of reals called likely manipulated "
                 f"(leave-one-identity-out)" for r in records_fpr if r["n"] >= 50 and r["fpr"] > TARGET_FPR]

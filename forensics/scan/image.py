@@ -29,6 +29,10 @@ def rounded_record(record: dict[str, Any]) -> dict[str, Any]:
     if "ood" in record:
         ood = record["ood"]
         out["ood"] = {"distance": sig(ood["distance"]), "threshold": sig(ood["threshold"]), "flagged": ood["flagged"]}
+    if "attribution" in record:
+        att = record["attribution"]
+        out["attribution"] = {"generator": att["generator"], "probability": sig(att["probability"]),
+                              "probabilities": {c: sig(v) for c, v in att["probabilities"].items()}}
     return out
 
 

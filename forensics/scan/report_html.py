@@ -81,8 +81,15 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
         return f"({_fmt(e['decision']['low'])}, {_fmt(e['decision']['high'])}]" if e else ""
 
     fusion = bundle.fusion
-    fusion_text = (f"stacked logistic over calibrated logits: intercept {_fmt(fusion.intercept)}, "
-                   + ", ".join(f"{n} {_fmt(c)}" for n, c in zip(fusion.detectors, fusion.coef)))
+    scorer = getattr(bundle, "scorer", "fused")
+    band_edges = f"({_fmt(bundle.decision.low)}, {_fmt(bundle.decision.high)}]"
+    if scorer == "fused":
+        fusion_text = (f"stacked logistic over calibrated logits: intercept {_fmt(fusion.intercept)}, "
+                       + ", ".join(f"{n} {_fmt(c)}" for n, c in zip(fusion.detectors, fusion.coef)))
+        fused_label, fused_note = "fused", f"stacked, {band_edges}"
+    else:  # the release recipe found that fusing did not beat this one detector on unseen people
+        fusion_text = f"{scorer} alone: the fusion did not beat it on unseen people (see the model card)"
+        fused_label, fused_note = f"verdict ({scorer})", f"{scorer} alone, worst-identity band {band_edges}"
 
     embed = _Embedder(Path(out))
     band = load_spectrum_reference(bundle.root)
@@ -93,7 +100,7 @@ def render_report(out: str | os.PathLike, doc: dict[str, Any], bundle: Any) -> s
         band=(bundle.decision.low, bundle.decision.high), fmt=_fmt, clock=_clock, colour=score_hex,
         verdict_class=_verdict_class, embed=embed, calibration_text=calibration_text,
         calibration_json=calibration_json, band_text=band_text, fusion_text=fusion_text,
-        fused_note=f"stacked, ({_fmt(bundle.decision.low)}, {_fmt(bundle.decision.high)}]",
+        fused_note=fused_note, fused_label=fused_label,
         parent=lambda p: Path(p).parent.name + "/",
         file_evidence=lambda evidence: Markup(file_evidence_html(evidence, embed)),
         face_evidence=lambda evidence: Markup(face_evidence_html(evidence, embed, band)))
