@@ -133,7 +133,7 @@ def test_browser_upload_scan_verdicts_compare_export(browser, tmp_path: Path) ->
             text = d.find_element(By.CSS_SELECTOR, ".progress[data-scan] .ptext").text
             if text != seen[-1]:
                 seen.append(text)
-            if not text.startswith(("0%", "100%")) and text not in shot_at:  # the last state short of 100% is kept
+            if not text.startswith(("0%", "100%")) and not shot_at:  # the first state between 0 and 100%
                 shoot(d, shots, "02-scan-progress.png", full=False)
                 shot_at.append(text)
             return text.startswith("100%")
