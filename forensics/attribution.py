@@ -529,3 +529,21 @@ def evaluate_attributor(attributor: GeneratorAttributor, images: np.ndarray, tru
             batch, _ = perturb_batch(images, pert, [stable_seed(str(s), seed) for s in sample_ids])
         out[pert] = attribution_metrics(true, attributor.predict(batch), attributor.classes_, n_boot, seed)
     return out
+
+
+def fit_and_measure(images: np.ndarray, labels: Sequence[str], test_images: np.ndarray, test_labels: Sequence[str],
+                    path: str | Path, seed: int = 0, val_images: np.ndarray | None = None,
+                    val_labels: Sequence[str] | None = None) -> tuple["GeneratorAttributor", dict[str, Any]]:
+    """The attributor `forensics detect bench` and `forensics detect release` ship: DCT + spectrum features (no
+    model of its own to reference), trained through the `postproc` chain; saved to `path` (reloaded from there
+    when a run already made it) and measured open-set on the test images, with a bootstrap CI."""
+    path = Path(path)
+    if (path / CONFIG_FILE).exists():
+        attributor = GeneratorAttributor.load(path)
+    else:
+        attributor = GeneratorAttributor(features="dct+spectral", augment="postproc", seed=seed).fit(
+            images, labels, val_images, val_labels)
+        attributor.save(path)
+    metrics = attribution_metrics(test_labels, attributor.predict(test_images), attributor.classes_, n_boot=200,
+                                  seed=seed)
+    return attributor, metrics

@@ -67,6 +67,7 @@ class BenchConfig:
     max_train_per_class: int | None = None
     calibration: str = "platt"
     logo_detectors: tuple[str, ...] | None = ()
+    attribution: bool = True  # also train and measure the generator attributor (which zoo member made a fake)
     n_boot: int = 500
     seed: int = 0
 
@@ -418,6 +419,13 @@ def _run_benchmark(manifest_path: Path, out_dir: Path, config: BenchConfig, resu
                             for name in config.detectors if cross and name in cross_dets},
         "skipped": train.skipped + val.skipped + test.skipped,
     }
+    if config.attribution and len(generators) > 1:
+        from forensics.attribution import fit_and_measure, generator_labels
+
+        _, metrics["attribution"] = fit_and_measure(train.images, generator_labels(train.rows), test.images,
+                                                    generator_labels(test.rows), out_dir / "models" / "attribution",
+                                                    config.seed, val.images, generator_labels(val.rows))
+        log(f"attribution: test accuracy {metrics['attribution']['accuracy']:.3f} over {len(test.rows)} faces")
     _write_json(out_dir / "metrics.json", metrics)
     log(f"wrote {out_dir / 'scores.parquet'} ({len(scores)} rows) and {out_dir / 'metrics.json'}")
     return metrics

@@ -306,6 +306,8 @@ def build_blocks(metrics: dict[str, Any], scores: pd.DataFrame, out_dir: Path, t
     if vid:
         B += [Block("h2", "Video level (mean of frame scores per video_id)")] + _video_blocks(vid, res.all_tag)
 
+    B += _attribution_blocks(metrics)
+
     # Training record
     rows = []
     for key, rec in metrics.get("training", {}).items():
@@ -351,6 +353,23 @@ def _calibrated_blocks(metrics: dict[str, Any]) -> list[Block]:
                   f"from training ({unseen}); FNR = fakes called no sign; ECE = expected calibration error."),
             Block("table", header=("detector", "perturbation", "ECE", "FPR", "unseen-people FPR", "TPR", "FNR",
                                    "inconclusive (real)", "inconclusive (fake)"), rows=rows)]
+
+
+def _attribution_blocks(metrics: dict[str, Any]) -> list[Block]:
+    """Which generator made each test fake (or real / unknown): recall per class and the confusion matrix."""
+    att = metrics.get("attribution")
+    if not att:
+        return []
+    ci = att.get("accuracy_ci")
+    conf = att["confusion"]
+    rows = tuple((r, *(str(c) for c in counts), _fmt(att["per_class_recall"].get(r)))
+                 for r, counts in zip(conf["rows"], conf["counts"]))
+    return [Block("h2", "Generator attribution"),
+            Block("p", "A multinomial head on DCT + spectrum features (trained through the `postproc` chain) names "
+                       "the generator of each test face, or *real*, or *unknown* when it is not confident: accuracy "
+                       f"{_fmt(att['accuracy'])}" + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "") +
+                       f", unknown rate {_fmt(att['unknown_rate'])}. Rows: true class; columns: answer."),
+            Block("table", header=("true class", *conf["cols"], "recall"), rows=rows)]
 
 
 def _logo_blocks(metrics: dict[str, Any]) -> list[Block]:

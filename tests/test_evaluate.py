@@ -66,6 +66,10 @@ def test_metrics_json(bench):
     assert on_disk["skipped"] == []
     assert (out / "models" / "dct__all" / "config.json").exists()
     assert (out / "models" / "spectral__nearest" / "weights.safetensors").exists()
+    att = on_disk["attribution"]  # which generator made each test fake: the toy generators leave clear traces
+    assert att["n"] == on_disk["counts"]["test"]["n"] and att["accuracy"] > 0.6
+    assert set(att["confusion"]["rows"]) == {"real", *GENS}
+    assert (out / "models" / "attribution" / "config.json").exists()
 
 
 def test_rerun_is_deterministic_and_resumes(bench, toy_manifest, tmp_path):

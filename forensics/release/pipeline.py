@@ -125,21 +125,12 @@ def non_face_crops(size: int, seed: int) -> np.ndarray:
 
 def fit_attribution(work: pd.DataFrame, images: np.ndarray, test: pd.DataFrame, test_images: np.ndarray, seed: int,
                     out: Path) -> tuple[Any, dict[str, Any]]:
-    """Which zoo member made a fake (or real, or unknown): frequency features only, so the bundle's attributor
-    needs no other model; trained on the working set, measured on the test people (Poisson swaps are a class
-    it never saw: only "unknown" is right for them)."""
-    from forensics.attribution import GeneratorAttributor, attribution_metrics, generator_labels
+    """Which zoo member made a fake (or real, or unknown), trained on the working set and measured on the test
+    people (Poisson swaps are a class it never saw: only "unknown" is right for them)."""
+    from forensics.attribution import fit_and_measure, generator_labels
 
-    path = out / "models" / "attribution"
-    if (path / "config.json").exists():
-        attributor = GeneratorAttributor.load(path)
-    else:
-        attributor = GeneratorAttributor(features="dct+spectral", augment="postproc", seed=seed).fit(
-            images, generator_labels(work))
-        attributor.save(path)
-    truth = generator_labels(test)
-    metrics = attribution_metrics(truth, attributor.predict(test_images), attributor.classes_, n_boot=200, seed=seed)
-    return attributor, metrics
+    return fit_and_measure(images, generator_labels(work), test_images, generator_labels(test),
+                           out / "models" / "attribution", seed)
 
 
 def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseConfig(),
