@@ -142,6 +142,10 @@ class ModelBundle:
         self.calibration = calibration
         self.ood = ood  # forensics.bundle.ood.OODGuard, measured on the "cnn" detector's embedding
         self.attributor = attributor  # forensics.attribution.GeneratorAttributor
+        # forensics.runtime.select_runtime: detector name -> its ONNX predictor, and the mask head's; empty: torch
+        self.predictors: dict[str, Any] = {}
+        self.mask_runner: Any | None = None
+        self.runtime = "torch"
 
     @property
     def scorer(self) -> str:
@@ -176,6 +180,7 @@ class ModelBundle:
         """Score aligned face crops.  # [N,S,S,3] uint8 -> FaceScores with [N] arrays"""
         raw, embeddings = {}, None
         for name, det in self.detectors.items():
+            det = self.predictors.get(name, det)  # the ONNX file's predictor when the runtime is onnx
             if name == OOD_DETECTOR and self.ood is not None:  # the guard's embedding: same forward pass as the score
                 raw[name], embeddings = det.predict_with_embedding(crops)
             else:

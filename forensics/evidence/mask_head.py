@@ -98,6 +98,7 @@ class MaskHead:
         self.net = net.eval()
         self.config = config
         self.rule = rule
+        self.runner: Any | None = None  # crops -> masks from the bundle's ONNX file (forensics.runtime); None: torch
 
     @classmethod
     def load(cls, bundle_root: str | Path) -> "MaskHead | None":
@@ -128,11 +129,15 @@ class MaskHead:
             raise ValueError(f"MaskHead.predict needs square RGB uint8 crops [N,S,S,3], got {crops.dtype} "
                              f"{crops.shape}")
         side = crops.shape[1]
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return self.runner(x) if self.runner is not None else predict_masks(self.net, x, batch)
+
         if side == self.size:
-            return predict_masks(self.net, crops, batch)
+            return run(crops)
         area = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
         resized = np.stack([cv2.resize(c, (self.size, self.size), interpolation=area) for c in crops])
-        masks = predict_masks(self.net, resized, batch)
+        masks = run(resized)
         return np.stack([np.clip(cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR), 0, 1) for m in masks])
 
     def section(self, crop: np.ndarray, name: str) -> Section:

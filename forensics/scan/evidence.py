@@ -42,7 +42,10 @@ class EvidenceKit:
 
         root = Path(bundle.root)
         explainer = GradCamExplainer.from_bundle(bundle) if "cnn" in bundle.detectors else None
-        return cls(gradcam=explainer, mask_head=MaskHead.load(root), spectrum_reference=load_spectrum_reference(root))
+        head = MaskHead.load(root)
+        if head is not None:
+            head.runner = getattr(bundle, "mask_runner", None)  # its ONNX file when the scan runs on onnx
+        return cls(gradcam=explainer, mask_head=head, spectrum_reference=load_spectrum_reference(root))
 
 
 def error_section(name: str, where: str, exc: Exception) -> Section:
