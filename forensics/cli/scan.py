@@ -28,6 +28,10 @@ def scan_command(
     device: str = typer.Option("cpu", "--device", help="Face detector device: cpu | cuda | auto."),
     evidence: bool = typer.Option(True, "--evidence/--no-evidence", help="Metadata, JPEG history, Content "
                                   "Credentials, Grad-CAM/noise/mask maps, spectra and the agreement table."),
+    runtime: str = typer.Option("auto", "--runtime", help="What scores the faces: torch, onnx (the bundle's "
+                                "files from `forensics detect export --onnx`), or auto (onnx when present)."),
+    all_maps: bool = typer.Option(False, "--all-maps", help="Grad-CAM and error-level maps for every face and file "
+                                  "(default: only those not clearly clean)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Scan photos and videos for signs of face manipulation: a self-contained report.html, scan.json, summary.csv."""
@@ -37,7 +41,7 @@ def scan_command(
 
     try:
         settings = ScanSettings(every=every, max_frames=max_frames, min_face=min_face, detect_side=detect_side,
-                                device=device, evidence=evidence)
+                                device=device, evidence=evidence, runtime=runtime, all_maps=all_maps)
         outcome = run_scan(paths, out, model, settings, resume=resume, progress=progress, log=typer.echo)
     except (ScanSetupError, ValueError, OutputWriteError) as exc:  # OutputWriteError: disk full, read-only out
         typer.echo(f"forensics scan: {exc}", err=True)

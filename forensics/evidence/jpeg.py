@@ -17,7 +17,8 @@
                         histogram-fit statistic alone (one of the model's inputs); q1_estimate only when detected;
                         detected = reliable and score >= threshold;
                         reliable = enough 8x8 blocks and a luma step above 1 (see MIN_BLOCKS)
-    ela                 {image: "ela.png", quality, gain, mean, p99, face_ratio}: error levels at full resolution
+    ela                 {image: "ela.png", quality, gain, mean, p99, face_ratio}: error levels at full resolution,
+                        or {skipped: why} when the caller asked for no map (the scan: a clearly clean image)
                         (mean/p99 of the max-over-channels absolute difference, 0..255); face_ratio: mean inside
                         the face boxes over the mean outside (null without boxes)
     encoder             {pillow, libjpeg_turbo, libjpeg}: the codec versions the ELA re-save used
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
@@ -129,9 +130,12 @@ def _ela_fields(rgb: np.ndarray, face_boxes: np.ndarray | None) -> tuple[dict[st
 
 
 def jpeg_history_section(path: str | os.PathLike, rgb: np.ndarray | None,
-                         face_boxes: np.ndarray | None = None) -> Section:
+                         face_boxes: np.ndarray | None = None, skip_ela: Callable[[], str | None] | None = None
+                         ) -> Section:
     """The JPEG history of `path`; `rgb` [H,W,3] uint8 is its decoded image (decoded here when None), and
-    `face_boxes` [F,4] (x1, y1, x2, y2) optional. Never raises for a bad file: `fields["error"]` instead."""
+    `face_boxes` [F,4] (x1, y1, x2, y2) optional. `skip_ela()`, asked after everything else is done, gives a reason
+    to leave the error-level map out (then fields["ela"] is {"skipped": reason} and there is no picture) or None.
+    Never raises for a bad file: `fields["error"]` instead."""
     path = Path(path)
     try:
         with Image.open(path) as probe:
@@ -147,6 +151,10 @@ def jpeg_history_section(path: str | os.PathLike, rgb: np.ndarray | None,
         fields.update(facts)
         double = double_fields(luma, tables)
         fields["double_compression"] = double
+        reason = skip_ela() if skip_ela is not None else None
+        if reason:
+            fields["ela"] = {"skipped": str(reason)}
+            return Section("jpeg", fields, {}, _signal(double))
         if rgb is None:
             with Image.open(path, formats=["JPEG"]) as im:
                 rgb = np.asarray(im.convert("RGB"))

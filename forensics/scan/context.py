@@ -45,7 +45,10 @@ class Analysis:
 
 def make_context(bundle: Any, settings: ScanSettings, timer: StageTimer | None = None) -> ScanContext:
     from forensics.data.faces import FaceDetector
+    from forensics.runtime import select_runtime
     from forensics.scan.verdict import calibrated_jpeg_floor
+
+    select_runtime(bundle, settings.runtime)  # BundleError (a ValueError) when onnx was asked for and cannot run
 
     detector = FaceDetector(min_score=settings.min_detection_score, device=settings.device)
     rules = AbstainRules(min_face=settings.min_face, heavy_jpeg_quality=calibrated_jpeg_floor(bundle.meta))

@@ -8,6 +8,9 @@ crop the report shows). Then the agreement table puts every signal side by side 
 Each section in scan.json is the part's own fields plus `signal` (its stance, or null) and `pictures` (its
 PNGs, relative to the scan folder). A part that fails on a file (a bug, an unforeseen decoder error) gives a
 section with an `error` and no stance, and the rest of the file's analysis stands.
+
+Grad-CAM maps and the error-level map are drawn only for faces / images that are not clearly clean unless
+`all_maps` (`forensics.scan.maps`: a map left out is a section saying `skipped` and why).
 """
 from __future__ import annotations
 
@@ -64,9 +67,11 @@ def guarded(name: str, where: str, make: Callable[[], Section]) -> Section:
 
 
 def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
-                  face_boxes: np.ndarray | None) -> list[Section]:
+                  face_boxes: np.ndarray | None, skip_ela: "Future[str | None] | None" = None) -> list[Section]:
     """Sections about the file itself. `rgb`: the decoded image (None for a video); `face_boxes` [N,4] lets the
-    error-level analysis compare the faces with the rest of the image."""
+    error-level analysis compare the faces with the rest of the image. `skip_ela`: the reason to leave out the
+    error-level map (or None), decided once the faces are scored (`attach_evidence` sets it; None: never skip). The JPEG part runs last,
+    so that the other parts overlap the scoring and only the map itself waits for the decision."""
     from forensics.evidence.container import video_container_section
     from forensics.evidence.jpeg import jpeg_history_section
     from forensics.evidence.metadata import image_metadata_section
@@ -76,15 +81,19 @@ def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None
     if kind == "image":
         assert rgb is not None
         parts = [("metadata", lambda: image_metadata_section(path, rgb)),
-                 ("jpeg", lambda: jpeg_history_section(path, rgb, face_boxes))]
+                 ("jpeg", lambda: jpeg_history_section(path, rgb, face_boxes,
+                                                       skip_ela=None if skip_ela is None else skip_ela.result))]
     else:
         parts = [("container", lambda: video_container_section(path))]
     parts.append(("c2pa", lambda: content_credentials_section(path)))
-    return [guarded(name, where, make) for name, make in parts]
+    done = {name: guarded(name, where, make) for name, make in sorted(parts, key=lambda p: p[0] == "jpeg")}
+    return [done[name] for name, _ in parts]
 
 
-def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], where: str) -> list[list[Section]]:
-    """Sections for each aligned crop ([N,S,S,3] uint8); `names` prefix their pictures ("face-1", "track-2")."""
+def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], where: str,
+                  maps: Sequence[bool] | None = None) -> list[list[Section]]:
+    """Sections for each aligned crop ([N,S,S,3] uint8); `names` prefix their pictures ("face-1", "track-2").
+    `maps`: per crop, draw its Grad-CAM map (None: all); the others get a "gradcam" section saying it was skipped."""
     from forensics.evidence.gradcam import gradcam_sections
     from forensics.evidence.mask_head import mask_section
     from forensics.evidence.noise import noise_residual_section
@@ -92,15 +101,23 @@ def face_sections(kit: EvidenceKit, crops: np.ndarray, names: Sequence[str], whe
 
     if len(crops) == 0:
         return []
+    from forensics.scan.maps import SKIPPED_FACE
+
     out: list[list[Section]] = [[] for _ in names]
+    draw = [True] * len(names) if maps is None else [bool(m) for m in maps]
     if kit.gradcam is not None:
+        chosen = [i for i, d in enumerate(draw) if d]
+        for i, d in enumerate(draw):
+            if not d:
+                out[i].append(Section("gradcam", {"face": names[i], "skipped": SKIPPED_FACE}))
         try:
-            for i, section in enumerate(gradcam_sections(kit.gradcam, crops, list(names))):
-                out[i].append(section)
+            if chosen:
+                for i, section in zip(chosen, gradcam_sections(kit.gradcam, crops[chosen], [names[i] for i in chosen])):
+                    out[i].append(section)
         except Exception as exc:  # noqa: BLE001
             failed = error_section("gradcam", where, exc)
-            for sections in out:
-                sections.append(failed)
+            for i in chosen:
+                out[i].append(failed)
     masks: np.ndarray | Exception | None = None
     if kit.mask_head is not None:
         try:
@@ -150,27 +167,34 @@ def faces_signal(name: str, per_unit: Sequence[tuple[str, Section]]) -> Signal |
 
 
 def start_file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
-                        face_boxes: np.ndarray | None) -> Future[list[Section]]:
+                        face_boxes: np.ndarray | None, skip_ela: "Future[str | None] | None" = None) -> Future[list[Section]]:
     """`file_sections` in a worker thread, started before the faces are scored: the file sections need only the
     file and its pixels, and scoring a few 128 px crops leaves a core idle (their heavy parts, libjpeg, zlib,
     numpy and c2pa, run without the GIL)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-evidence")
     try:
-        return pool.submit(file_sections, path, kind, fmt, rgb, face_boxes)
+        return pool.submit(file_sections, path, kind, fmt, rgb, face_boxes, skip_ela)
     finally:
         pool.shutdown(wait=False)  # the thread ends with its one task
 
 
 def attach_evidence(fields: dict[str, Any], assets: dict[str, bytes], asset_dir: str, kit: EvidenceKit,
                     path: Path, on_file: Future[list[Section]], unit_crops: np.ndarray, detectors: Sequence[str],
-                    timer: StageTimer) -> None:
+                    timer: StageTimer, all_maps: bool = True, skip_ela: "Future[str | None] | None" = None) -> None:
     """Run the face parts, collect the file sections (`start_file_sections`), and put every section into `fields`
     (the file's and each unit's `evidence`) and `assets`, with the agreement table.
 
-    `unit_crops`: one crop per entry of fields["faces"] (a still face, or a video track's peak frame)."""
+    `unit_crops`: one crop per entry of fields["faces"] (a still face, or a video track's peak frame). `all_maps`
+    False: Grad-CAM and the error-level map only where `forensics.scan.maps` says so; `skip_ela` is the decision the
+    file sections wait for (set here)."""
+    from forensics.scan.maps import SKIPPED_ELA, face_maps, file_ela
+
     units = fields["faces"]
+    if skip_ela is not None and not skip_ela.done():
+        skip_ela.set_result(None if file_ela(units, all_maps) else SKIPPED_ELA)
     with timer.stage("evidence"):
-        per_unit = face_sections(kit, unit_crops, [u["id"].replace(" ", "-") for u in units], str(path))
+        per_unit = face_sections(kit, unit_crops, [u["id"].replace(" ", "-") for u in units], str(path),
+                                 face_maps(units, all_maps))
         flat: list[tuple[str, Section]] = []
         for unit, sections in zip(units, per_unit):
             add_assets(assets, sections)

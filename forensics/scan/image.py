@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from forensics.data.faces import Face
 from forensics.data.media import read_image_by_content
 from forensics.scan.assets import BoxLabel, crop_png, encode_jpeg, thumbnail
 from forensics.scan.context import Analysis, ScanContext
 from forensics.scan.faces import align_crops
 from forensics.scan.quality import face_pixels, jpeg_quality, sharpness
+from forensics.scan.timing import StageTimer
 from forensics.scan.verdict import face_verdict, file_verdict
 
 
@@ -36,22 +39,55 @@ def rounded_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt: str | None) -> Analysis:
-    """`asset_dir`: the file's asset folder relative to the scan folder (what scan.json points at)."""
+@dataclass
+class DecodedImage:
+    """An image decoded, its JPEG quality read and its faces found: what `analyse_image` starts from. Made per
+    file here, or ahead of time for a batch of photos (`forensics.scan.batching`: decode in a thread pool, one
+    MTCNN pass per batch)."""
+
+    rgb: np.ndarray  # [H,W,3] uint8
+    jpeg: dict[str, Any] | None
+    faces: list[Face] | None = None  # None: not searched yet
+
+
+def decode_image(path: str | os.PathLike, timer: StageTimer, fmt: str | None, max_pixels: int) -> DecodedImage:
+    """Decode by content (MediaError for a bad file) and read the JPEG quality; no face search yet."""
+    with timer.stage("decode"):
+        rgb = read_image_by_content(path, max_pixels)  # [H,W,3]
+    with timer.stage("quality"):
+        jpeg = jpeg_quality(Path(path)) if fmt == "jpeg" else None
+    return DecodedImage(rgb, jpeg)
+
+
+def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt: str | None,
+                  decoded: DecodedImage | None = None) -> Analysis:
+    """`asset_dir`: the file's asset folder relative to the scan folder (what scan.json points at); `decoded`:
+    the image already decoded (and its faces found), else done here."""
+    from concurrent.futures import Future
+
     path = Path(path)
-    with ctx.timer.stage("decode"):
-        rgb = read_image_by_content(path, ctx.settings.max_pixels)  # [H,W,3]
-    with ctx.timer.stage("quality"):
-        jpeg = jpeg_quality(path) if fmt == "jpeg" else None
-    with ctx.timer.stage("detect"):
-        found = ctx.finder.detect([rgb])[0]
-    faces = sorted(found, key=lambda f: (float(f.box[0]), float(f.box[1])))  # face 1 is the leftmost
+    decoded = decoded or decode_image(path, ctx.timer, fmt, ctx.settings.max_pixels)
+    if decoded.faces is None:
+        with ctx.timer.stage("detect"):
+            decoded.faces = ctx.finder.detect([decoded.rgb])[0]
+    rgb, jpeg = decoded.rgb, decoded.jpeg
+    faces = sorted(decoded.faces, key=lambda f: (float(f.box[0]), float(f.box[1])))  # face 1 is the leftmost
     on_file = None
+    skip_ela: Future[str | None] = Future()  # decided once the faces are scored (forensics.scan.maps)
     if ctx.evidence is not None:  # metadata, JPEG history, C2PA: computed in a thread while the faces are scored
         from forensics.scan.evidence import start_file_sections
 
         boxes = np.stack([f.box for f in faces]) if faces else None  # [N,4]
-        on_file = start_file_sections(path, "image", fmt, rgb, boxes)
+        on_file = start_file_sections(path, "image", fmt, rgb, boxes, skip_ela)
+    try:
+        return _finish(path, ctx, asset_dir, rgb, jpeg, faces, on_file, skip_ela)
+    finally:
+        if not skip_ela.done():  # an error before the decision: the file-evidence thread must not wait forever
+            skip_ela.set_result(None)
+
+
+def _finish(path: Path, ctx: ScanContext, asset_dir: str, rgb: np.ndarray, jpeg: dict[str, Any] | None,
+            faces: list[Face], on_file: Any, skip_ela: Any) -> Analysis:
     size, margin = ctx.bundle.face_size, ctx.bundle.face_margin
     with ctx.timer.stage("align"):
         crops = align_crops(rgb, faces, size, margin)  # [N,S,S,3]
@@ -84,5 +120,6 @@ def analyse_image(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     if ctx.evidence is not None:
         from forensics.scan.evidence import attach_evidence
 
-        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, on_file, crops, ctx.detector_names, ctx.timer)
+        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, on_file, crops, ctx.detector_names, ctx.timer,
+                        all_maps=ctx.settings.all_maps, skip_ela=skip_ela)
     return Analysis(fields, assets)

@@ -22,7 +22,7 @@ from forensics.data.manifest import sha256_file
 # Packages whose versions shape a scan's numbers or its report (recorded in every custody block).
 CUSTODY_PACKAGES = ("deepfake-forensics", "numpy", "torch", "torchvision", "facenet-pytorch", "timm",
                     "scikit-learn", "opencv-python-headless", "pillow", "safetensors", "matplotlib", "jinja2",
-                    "jsonschema")
+                    "jsonschema", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,6 @@ def model_record(bundle: Any) -> dict[str, Any]:
     return {"path": str(Path(bundle.root).absolute()), "sha256": bundle.sha256, "format": meta.get("format"),
             "detectors": sorted(bundle.detectors), "face": meta.get("face"),
             "decision": bundle.decision.to_dict(), "calibration_set": meta.get("calibration_set"),
-            "note": meta.get("note"),
+            "note": meta.get("note"), "runtime": getattr(bundle, "runtime", "torch"),
             "model_card": str(Path(bundle.root).absolute() / "MODEL_CARD.md")
             if (Path(bundle.root) / "MODEL_CARD.md").is_file() else None}

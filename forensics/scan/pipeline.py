@@ -23,8 +23,9 @@ from typing import Any
 
 from forensics.data.media import MediaError, write_bytes_atomic
 from forensics.jobs.atomic import output_errors
+from forensics.scan.batching import ReadAhead, merge_timer, read_ahead, read_ahead_files
 from forensics.scan.context import ScanContext, make_context
-from forensics.scan.discover import Candidate, discover, sniff
+from forensics.scan.discover import Candidate, discover
 from forensics.scan.integrity import (FileState, file_state, host_record, integrity_errors, library_versions,
                                       model_record, session_record, utc_now)
 from forensics.scan.results import Journal, load_results, merge_journals, result_files, shard_path
@@ -83,24 +84,25 @@ def _base_entry(c: Candidate) -> dict[str, Any]:
             "media": None, "faces": [], "video": None, "thumbnail": None, "evidence": {}}
 
 
-def analyse_file(c: Candidate, ctx: ScanContext, out: Path) -> tuple[dict[str, Any], FileState | None]:
-    """One file's scan.json entry (its pictures written under out/files/...). Never raises for a bad file."""
+def analyse_file(c: Candidate, ctx: ScanContext, out: Path, pre: ReadAhead | None = None
+                 ) -> tuple[dict[str, Any], FileState | None]:
+    """One file's scan.json entry (its pictures written under out/files/...). Never raises for a bad file.
+    `pre`: the file already hashed, sniffed and decoded (`forensics.scan.batching`), else done here."""
     entry = _base_entry(c)
     if c.error:
         entry["errors"].append(f"{c.path}: {c.error}")
         return entry, None
     path = c.path
-    try:
-        if not path.is_file():
-            raise MediaError(path, "not a regular file" if path.exists() else "file does not exist (broken link?)")
-        with ctx.timer.stage("hash"):
-            before = file_state(path)
-    except (OSError, MediaError) as exc:
-        reason = str(exc) if isinstance(exc, MediaError) else f"{path}: cannot read ({exc.strerror or exc})"
-        entry["errors"].append(reason)
+    pre = pre or read_ahead(c, ctx.timer)
+    if pre.error is not None or pre.before is None:
+        entry["errors"].append(pre.error or f"{path}: cannot read")
         return entry, None
+    before = pre.before
     entry.update(sha256=before.sha256, size_bytes=before.size)
-    sniffed = sniff(path)
+    if pre.sniff_error is not None:
+        raise pre.sniff_error
+    sniffed = pre.sniffed
+    assert sniffed is not None
     entry.update(kind=sniffed.kind, format=sniffed.format, content=sniffed.description)
     if sniffed.mismatch:
         entry["notes"].append(sniffed.mismatch)
@@ -115,9 +117,13 @@ def analyse_file(c: Candidate, ctx: ScanContext, out: Path) -> tuple[dict[str, A
         from forensics.scan.image import analyse_image
         from forensics.scan.video import analyse_video
 
-        analyse = analyse_image if sniffed.kind == "image" else analyse_video
         try:
-            analysis = analyse(path, ctx, asset_dir(path), sniffed.format)
+            if pre.decode_error is not None:
+                raise pre.decode_error
+            if sniffed.kind == "image":
+                analysis = analyse_image(path, ctx, asset_dir(path), sniffed.format, pre.decoded)
+            else:
+                analysis = analyse_video(path, ctx, asset_dir(path), sniffed.format)
         except MediaError as exc:
             entry["errors"].append(str(exc))
         except MemoryError:
@@ -198,13 +204,16 @@ def scan_shard(candidates: Sequence[Candidate], ctx: ScanContext, out: Path, ran
 
         bar = tqdm(total=len(todo), desc=f"scan {rank}/{world}" if world > 1 else "scan", unit="file",
                    dynamic_ncols=True, file=sys.stderr)
-    for c in todo:
+    for c, pre in read_ahead_files(todo, ctx):  # hashed, sniffed, decoded and faces found one batch ahead
         if bar is not None:
             bar.set_postfix_str(c.path.name[-40:], refresh=False)
-        started, t0 = utc_now(), time.perf_counter()
+        started, t0 = (utc_now(), time.perf_counter()) if pre is None else (pre.started_utc, pre.t0)
         timer = StageTimer()
+        if pre is not None:
+            merge_timer(timer, pre.timer)
+            pre.timer = timer
         ctx.timer = timer
-        entry, state = analyse_file(c, ctx, out)
+        entry, state = analyse_file(c, ctx, out, pre)
         journal.append({"key": str(c.path), "file": entry,
                         "state": None if state is None else {"size": state.size, "mtime_ns": state.mtime_ns},
                         "custody": {"path": str(c.path), "started_utc": started, "finished_utc": utc_now(),

@@ -20,12 +20,16 @@ class ScanSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images/frames are refused, not decoded
     device: str = "cpu"  # MTCNN device: cpu | cuda | auto
     evidence: bool = True  # metadata, JPEG history, C2PA, where-maps, agreement table (forensics.evidence)
+    runtime: str = "auto"  # what scores the faces: torch | onnx | auto (onnx when the bundle has an export)
+    all_maps: bool = False  # Grad-CAM and ELA for every face / file, not only those not clearly clean
 
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.runtime not in ("auto", "torch", "onnx"):
+            raise ValueError(f"runtime must be auto, torch or onnx, got {self.runtime!r}")
         if self.detect_side < 32:
             raise ValueError(f"detect_side must be >= 32 px, got {self.detect_side}")
 

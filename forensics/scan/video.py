@@ -271,5 +271,6 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
 
         assert on_file is not None
         peaks = np.stack([acc.tracks[u["track"]].peak[2] for u in units]) if units else np.zeros((0, 1, 1, 3), np.uint8)
-        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, on_file, peaks, ctx.detector_names, ctx.timer)
+        attach_evidence(fields, assets, asset_dir, ctx.evidence, path, on_file, peaks, ctx.detector_names, ctx.timer,
+                        all_maps=ctx.settings.all_maps)
     return Analysis(fields, assets)
