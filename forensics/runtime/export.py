@@ -39,11 +39,13 @@ def source_sha256(folder: Path) -> str:
 
 
 def probe_crops(h: int, w: int, n: int = 6, seed: int = 0) -> np.ndarray:
-    """Seeded crops covering the numeric corners: noise, flat grey, black, white, and two smooth gradients.
-    # -> [n,h,w,3] uint8"""
+    """Seeded crops covering the numeric corners: noise, flat grey, near-black noise, white, and two smooth
+    gradients. (Not an all-black crop: its spectral profile is flat, so the min-max step divides rounding noise by
+    zero on either runtime and its value means nothing.)  # -> [n,h,w,3] uint8"""
     rng = np.random.default_rng(seed)
     crops = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-    crops[1], crops[2], crops[3] = 128, 0, 255
+    crops[1], crops[3] = 128, 255
+    crops[2] = rng.integers(0, 4, (h, w, 3), dtype=np.uint8)
     yy, xx = np.mgrid[0:h, 0:w]
     crops[4] = np.stack([xx * 255 // max(1, w - 1), yy * 255 // max(1, h - 1), (xx + yy) * 127 // max(1, h + w - 2)],
                         -1).astype(np.uint8)
