@@ -46,7 +46,10 @@ def scanned(tmp_path_factory: pytest.TempPathFactory, chain: dict[str, bytes]): 
     (folder / "ai_signed.jpg").write_bytes(sign_jpeg(chain, AI_SOURCE))
     shutil.copy(STARTER / "single_face.mp4", folder / "clip.mp4")
     out = tmp_path_factory.mktemp("evidence_out")
-    outcome = run_scan([str(folder)], out, settings=ScanSettings(max_frames=12), progress=False, log=lambda m: None)
+    # all_maps: every face's and file's maps (the default draws Grad-CAM and ELA only where a face is not clearly
+    # clean: tests/test_onnx_maps.py)
+    outcome = run_scan([str(folder)], out, settings=ScanSettings(max_frames=12, all_maps=True), progress=False,
+                       log=lambda m: None)
     doc = json.loads((out / "scan.json").read_text())
     return outcome, out, {f["name"]: f for f in doc["files"]}, (out / "report.html").read_text()
 
