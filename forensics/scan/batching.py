@@ -4,15 +4,20 @@ in one MTCNN call, while the scan's main thread scores, draws and writes the fil
 `read_ahead(c, timer, ...)` is the start of every file's analysis (the scan's order is kept: hashed before
 anything decodes it, sniffed by content, then decoded). `read_ahead_files(candidates, ctx)` runs it for a stream of
 files, `BATCH_FILES` at a time: each window's files are hashed, sniffed and (images) decoded by `DECODE_WORKERS`
-threads, then every decoded photo of the window goes through one `FaceFinder.detect` call (MTCNN batches the
-photos whose detection copies have one size: one P-net pyramid pass for all of them; photos of other sizes get
-their own pass, since padding them to one size would change what MTCNN finds), and the next window is read while
-the consumer works on this one (`forensics.scan.prefetch`, one window ahead). Videos are hashed and sniffed here
+threads, then the window's photos are searched for faces, and the next window is read while the consumer works on
+this one (`forensics.scan.prefetch`, one window ahead), so decoding and face detection overlap scoring, the maps
+and the writing of the files before.
+
+Faces are searched one photo per MTCNN call, not one call per batch of photos: MTCNN on a batch of equal-sized
+images (one P-net pyramid pass for all) is ~20% cheaper per photo but not bit-identical to one image at a time
+(boxes move by ~3e-5 px: other GEMM blocking), so a file's scan.json would depend on which files shared its batch,
+and a resumed or sharded scan would no longer give the bytes of an uninterrupted one. (Video keyframes are still
+batched per chunk: a video's chunks are the same in every run.) Videos are hashed and sniffed here
 and decoded by their own streaming reader. Memory is bounded: a window closes once its files decoded so far reach
 `BATCH_PIXELS` pixels (at most `DECODE_WORKERS` more are in flight), and at most two windows are alive.
 
-Each file's stage times (hash, decode, quality, detect: a batch's detection time is shared out by pixel count)
-come with it in its own StageTimer, merged into the file's custody record.
+Each file's stage times (hash, decode, quality, detect) come with it in its own StageTimer, merged into the
+file's custody record.
 """
 from __future__ import annotations
 
@@ -76,23 +81,15 @@ def read_ahead(c: Candidate, timer: StageTimer | None = None, decode: bool = Fal
 
 
 def _detect(finder: Any, window: Sequence[ReadAhead]) -> None:
-    """One face search over the window's decoded photos; each photo's share of the time goes to its timer."""
-    ready = [p for p in window if p.decoded is not None]
-    if not ready:
-        return
-    t, cpu = time.perf_counter(), time.thread_time()
-    try:
-        found = finder.detect([p.decoded.rgb for p in ready])
-    except Exception:  # noqa: BLE001 - a batch that fails leaves each photo to search for itself in its analysis
-        return
-    wall, used = time.perf_counter() - t, time.thread_time() - cpu
-    total = sum(p.decoded.rgb.shape[0] * p.decoded.rgb.shape[1] for p in ready)
-    for p, faces in zip(ready, found):
-        p.decoded.faces = faces
-        share = p.decoded.rgb.shape[0] * p.decoded.rgb.shape[1] / max(1, total)
-        with p.timer._lock:
-            p.timer.seconds["detect"] += wall * share
-            p.timer.cpu_seconds["detect"] += used * share
+    """Each decoded photo's faces, one MTCNN call per photo (module docstring: why not one call for all)."""
+    for p in window:
+        if p.decoded is None:
+            continue
+        try:
+            with p.timer.stage("detect"):
+                p.decoded.faces = finder.detect([p.decoded.rgb])[0]
+        except Exception:  # noqa: BLE001 - left to the analysis, which searches again and reports its own error
+            p.decoded.faces = None
 
 
 def _windows(candidates: Sequence[Candidate], finder: Any, max_pixels: int, batch: int
