@@ -1,8 +1,14 @@
 """Throughput of `forensics scan`: video frames analysed per second on a 640x360 clip, with the time per stage
 (decode, detect, track, align, score, temporal, and the rest), against MTCNN on every frame in the same run;
-and one-megapixel photos per second (starter stills upscaled to ~1000x1000 and saved as JPEG).
+and one-megapixel photos per second (starter stills upscaled to ~1000x1000 and saved as JPEG); each on both
+runtimes (torch and ONNX Runtime, `forensics scan --runtime`), in the same run, with the ratio onnx / torch.
 
-    .venv/bin/python benchmarks/bench_scan.py [--model BUNDLE] [--every 10]   # -> reports/scan_throughput.md
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scan.py [--model BUNDLE] [--every 10]
+                                                                 # -> reports/scan_throughput.md
+
+The bundle is copied into the work folder and exported there (`forensics detect export --onnx`), so both runtimes
+score with the very same models and the bundle given is left as it is; its sha256 (without the export) is in the
+report.
 
 Each figure goes through `forensics.scan.pipeline.analyse_file`, the per-file step of the scan (hash before,
 sniff, decode, detect, track, align, score, verdicts, pictures, hash after); photos are also timed through
@@ -32,7 +38,9 @@ CLIP = ROOT / "forensics" / "assets" / "starter" / "WolfgangLanger_Pexels.mp4"
 STILLS = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg", "single_face.jpg",
           "grace_hopper.jpg", "astronaut.png", "multi_face.jpg")
 VIDEO_TARGET_FPS = 30.0
+VIDEO_TARGET_FPS_ONNX = 60.0  # issue #21
 PHOTO_TARGET = 5.0
+RUNTIMES = ("torch", "onnx")
 EVIDENCE_RATIO_TARGET = 0.8  # throughput with the evidence sections >= 80% of without (issue #13)
 STAGES = ("decode", "detect", "track", "align", "score", "temporal")
 
@@ -125,6 +133,86 @@ def video_run(ctx, out: Path, every: int, max_frames: int | None) -> dict:
             "faces": sum(u["frames"] for u in entry["faces"]), "tracks": len(entry["faces"])}
 
 
+def _custody_span(doc: dict) -> float:
+    """Seconds from the first file's start (its hash, read ahead) to the last file's end, from the custody record:
+    the scan loop's own rate, without loading the bundle before it or writing the report after it."""
+    from datetime import datetime
+
+    stamp = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()  # noqa: E731
+    files = doc["custody"]["files"]
+    return max(stamp(f["finished_utc"]) for f in files) - min(stamp(f["started_utc"]) for f in files)
+
+
+def photo_folder(photos: list[Path], folder: Path, copies: int) -> Path:
+    """`copies` copies of the photos in one folder (an archive long enough for the read-ahead to be in its
+    steady state)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(copies):
+        for p in photos:
+            shutil.copy(p, folder / f"{k:02d}_{p.name}")
+    return folder
+
+
+def photo_scan_rate(folder: Path, bundle_dir: Path, settings, out: Path) -> dict:
+    """The photos through `run_scan` (read-ahead, journal, scan.json, summary.csv, report.html): the scan loop's
+    rate (custody span) and the whole call's (bundle loading and report included), wall and CPU."""
+    from forensics.scan.pipeline import run_scan
+
+    t, cpu = time.perf_counter(), time.process_time()
+    outcome = run_scan([str(folder)], out, bundle_dir, settings, progress=False, log=lambda m: None)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    assert outcome.analysed == outcome.files, f"{outcome.failed} photo(s) failed"
+    doc = json.loads((out / "scan.json").read_text())
+    span = _custody_span(doc)
+    return {"photos": outcome.files, "wall_s": wall, "cpu_s": cpu, "per_s": outcome.files / span, "span_s": span,
+            "whole_call_per_s": outcome.files / wall, "per_cpu_s": outcome.files / cpu,
+            "runtime": doc["custody"]["model"]["runtime"], "verdicts": [f["verdict"] for f in doc["files"]]}
+
+
+def runtime_comparison(bundle, bundle_dir: Path, settings, photos: list[Path], tmp: Path, every: int,
+                       video_frames: int | None, rounds: int = 2, copies: int = 3) -> dict:
+    """Video and photos on torch and on onnx, alternating (torch, onnx, then onnx, torch, ...) so that a change in
+    the machine's load hits both alike; every figure with evidence on. Returns per runtime the mean rates and the
+    ratios onnx / torch."""
+    from dataclasses import replace
+
+    from forensics.scan.context import make_context
+
+    archive = photo_folder(photos, tmp / "archive", copies)
+    runs: dict[str, dict[str, list]] = {rt: {"video": [], "photos": [], "photos_per_file": []} for rt in RUNTIMES}
+    for r in range(rounds):
+        for rt in (RUNTIMES if r % 2 == 0 else RUNTIMES[::-1]):
+            rt_settings = replace(settings, runtime=rt)
+            ctx = make_context(bundle, rt_settings)
+            assert bundle.runtime == rt, f"asked for {rt}, the bundle runs on {bundle.runtime}"
+            time_file(photos[0], ctx, tmp / f"warm-{rt}-{r}")
+            runs[rt]["video"].append(video_run(ctx, tmp / f"v-{rt}-{r}", every, video_frames))
+            walls = [time_file(p, ctx, tmp / f"p-{rt}-{r}")[0] for p in photos]
+            runs[rt]["photos_per_file"].append(len(photos) / sum(walls))
+            runs[rt]["photos"].append(photo_scan_rate(archive, bundle_dir, rt_settings, tmp / f"scan-{rt}-{r}"))
+    out: dict = {"rounds": rounds}
+    for rt, rr in runs.items():
+        out[rt] = {"video_fps": float(np.mean([v["fps"] for v in rr["video"]])),
+                   "video_frames_per_cpu_s": float(np.mean([v["frames_per_cpu_s"] for v in rr["video"]])),
+                   "video_cpu_ms_per_frame": {k: float(np.mean([v["cpu_ms_per_frame"][k] for v in rr["video"]]))
+                                              for k in rr["video"][0]["cpu_ms_per_frame"]},
+                   "video_frames": rr["video"][0]["frames"],
+                   "photos_per_s": float(np.mean([p["per_s"] for p in rr["photos"]])),
+                   "photos_whole_call_per_s": float(np.mean([p["whole_call_per_s"] for p in rr["photos"]])),
+                   "photos_scanned": rr["photos"][0]["photos"],
+                   "photos_per_cpu_s": float(np.mean([p["per_cpu_s"] for p in rr["photos"]])),
+                   "photos_per_file_per_s": float(np.mean(rr["photos_per_file"])),
+                   "verdicts": rr["photos"][0]["verdicts"]}
+    out["ratio_onnx_over_torch"] = {k: out["onnx"][k] / out["torch"][k] for k in
+                                    ("video_fps", "video_frames_per_cpu_s", "photos_per_s", "photos_per_cpu_s",
+                                     "photos_per_file_per_s", "photos_whole_call_per_s")}
+    out["same_photo_verdicts"] = out["onnx"]["verdicts"] == out["torch"]["verdicts"]
+    out["photo_copies"] = copies
+    return out
+
+
 def evidence_cost(bundle, settings, photos: list[Path], out: Path, video_frames: int, repeats: int) -> dict:
     """Photos and the clip through `analyse_file` without and with the evidence sections, alternating file by file
     (off, on, off, on, ...) so that a change in the machine's load hits both alike. The without-evidence run is
@@ -173,26 +261,39 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, default=2, help="processes for the sharded photo scan (torchrun); 1: skip")
     ap.add_argument("--evidence-repeats", type=int, default=2, help="rounds of the with/without-evidence comparison")
     ap.add_argument("--evidence-frames", type=int, default=240, help="clip frames per round of that comparison")
+    ap.add_argument("--runtime-rounds", type=int, default=2, help="rounds of the torch / onnx comparison")
+    ap.add_argument("--photo-copies", type=int, default=3, help="copies of the 8 photos scanned per runtime and round")
     args = ap.parse_args()
+
+    import shutil
 
     import torch
 
+    from forensics.bundle import bundle_sha256
+    from forensics.runtime.export import export_bundle
     from forensics.scan.context import make_context
     from forensics.scan.pipeline import default_bundle_dir, load_scan_bundle, run_scan
     from forensics.scan.settings import ScanSettings
 
     load_start = os.getloadavg()
     if args.model is not None:
-        bundle_dir, bundle_kind = args.model, "given"
+        source_dir, bundle_kind = args.model, "given"
     elif (default_bundle_dir() / "bundle.json").is_file():
-        bundle_dir, bundle_kind = default_bundle_dir(), "shipped default"
+        source_dir, bundle_kind = default_bundle_dir(), "shipped default"
     else:
-        bundle_dir, bundle_kind = stand_in_bundle(args.work / "stand_in_bundle"), "stand-in (no bundle shipped yet)"
-    bundle = load_scan_bundle(bundle_dir)
-    settings = ScanSettings(every=args.every)
-    ctx = make_context(bundle, settings)
-    with tempfile.TemporaryDirectory(dir=args.work.parent if args.work.parent.exists() else None) as tmp:
+        source_dir, bundle_kind = stand_in_bundle(args.work / "stand_in_bundle"), "stand-in (no bundle shipped yet)"
+    source_sha = bundle_sha256(source_dir)
+    args.work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         tmp = Path(tmp)
+        bundle_dir = tmp / "bundle"  # the same models, exported: both runtimes in one run
+        shutil.copytree(source_dir, bundle_dir, ignore=shutil.ignore_patterns("onnx"))
+        t_export = time.perf_counter()
+        export_record = export_bundle(bundle_dir)
+        t_export = time.perf_counter() - t_export
+        bundle = load_scan_bundle(bundle_dir)
+        settings = ScanSettings(every=args.every)  # runtime auto: onnx (the copy has its export)
+        ctx = make_context(bundle, settings)
         photos = one_megapixel_photos(tmp / "photos")
         time_file(photos[0], ctx, tmp / "warm")  # load MTCNN and the detectors, first-call allocations
         from dataclasses import replace
@@ -219,13 +320,19 @@ def main() -> None:
                    if args.ranks > 1 else None)
         evidence = evidence_cost(bundle, settings, photos, tmp / "evidence", args.evidence_frames,
                                  args.evidence_repeats)
+        runtimes = runtime_comparison(bundle, bundle_dir, settings, photos, tmp / "runtimes", args.every,
+                                      args.max_frames, args.runtime_rounds, args.photo_copies)
     load_end = os.getloadavg()
     photos_per_s = len(photos) / sum(photo_walls)
     result = {
         "cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average_start": [round(x, 2) for x in load_start], "load_average_end": [round(x, 2) for x in load_end],
-        "bundle": {"path": str(bundle_dir), "kind": bundle_kind, "detectors": sorted(bundle.detectors),
-                   "face_size": bundle.face_size},
+        "bundle": {"path": str(source_dir), "kind": bundle_kind, "detectors": sorted(bundle.detectors),
+                   "face_size": bundle.face_size, "sha256": source_sha,
+                   "onnx_export": {"seconds": round(t_export, 1), "models": sorted(export_record["models"]),
+                                   "not_exported": export_record["not_exported"],
+                                   "max_abs_diff": {n: r["max_abs_diff"] for n, r in export_record["models"].items()}}},
+        "default_runtime": "onnx", "runtimes": runtimes,
         "settings": settings.to_dict(), "video": video, "baseline_every_frame": baseline,
         "video_speedup_vs_baseline": video["fps"] / baseline["fps"],
         "photos": {"n": len(photos), "sizes": sizes, "per_s": photos_per_s,
@@ -233,7 +340,8 @@ def main() -> None:
                    "cpu_ms_per_photo": {k: 1000 * v / len(photos) for k, v in sorted(photo_stages.items())},
                    "end_to_end_per_s": len(photos) / e2e, "end_to_end_s": e2e, "sharded": sharded},
         "evidence_cost": evidence,
-        "targets": {"video_fps": VIDEO_TARGET_FPS, "photos_per_s": PHOTO_TARGET},
+        "targets": {"video_fps": VIDEO_TARGET_FPS, "photos_per_s": PHOTO_TARGET,
+                    "video_fps_onnx": VIDEO_TARGET_FPS_ONNX},
     }
     write_report(result, args.out)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
@@ -251,6 +359,15 @@ def main() -> None:
     print("with evidence / without (same run, alternating): photos/s x{photos_per_s:.2f} (CPU x{photos_per_cpu_s:.2f}), "
           "video frames/s x{frames_per_s:.2f} (CPU x{frames_per_cpu_s:.2f})".format(**ev["ratios"])
           + f"; target >= {EVIDENCE_RATIO_TARGET:.2f}")
+    rt, ratio = result["runtimes"], result["runtimes"]["ratio_onnx_over_torch"]
+    print(f"runtimes, same run, evidence on: video {rt['torch']['video_fps']:.1f} (torch) vs "
+          f"{rt['onnx']['video_fps']:.1f} (onnx) frames/s, x{ratio['video_fps']:.2f} "
+          f"(target {VIDEO_TARGET_FPS_ONNX:.0f}: {'met' if rt['onnx']['video_fps'] >= VIDEO_TARGET_FPS_ONNX else 'not met'}); "
+          f"1-MP photos through the scan's loop {rt['torch']['photos_per_s']:.2f} vs {rt['onnx']['photos_per_s']:.2f}/s, "
+          f"x{ratio['photos_per_s']:.2f} (target {PHOTO_TARGET:.0f}: "
+          f"{'met' if rt['onnx']['photos_per_s'] >= PHOTO_TARGET else 'not met'}); same verdicts: "
+          f"{rt['same_photo_verdicts']}")
+    print(f"bundle {source_dir} sha256 {source_sha}")
     print(f"load average {load_start} -> {load_end}; wrote {args.out}")
 
 
@@ -266,10 +383,18 @@ def write_report(r: dict, path: Path) -> None:
         "rates below are lower than an idle machine gives. The CPU-time columns (`time.thread_time` per stage, "
         "`time.process_time` per file) do not count the time spent waiting for the CPU.",
         "",
-        f"Model bundle: {r['bundle']['kind']}; detectors {', '.join(r['bundle']['detectors'])}; faces aligned at "
-        f"{r['bundle']['face_size']} px. Every figure goes through `analyse_file`, the scan's per-file step (hash "
-        "before and after, decode, detection, tracking, alignment, scoring, verdicts, pictures).",
+        f"Model bundle: {r['bundle']['kind']} (`{r['bundle']['path']}`, sha256 `{r['bundle']['sha256']}`, without "
+        "its ONNX export); detectors "
+        f"{', '.join(r['bundle']['detectors'])}; faces aligned at {r['bundle']['face_size']} px. The benchmark scans "
+        "with a copy of it exported to ONNX in the work folder (`forensics detect export --onnx`, "
+        f"{r['bundle']['onnx_export']['seconds']} s): the sections below run on the scan's default runtime, which "
+        "is then ONNX Runtime; the runtime section runs both. Every per-file figure goes through `analyse_file`, "
+        "the scan's per-file step (hash before and after, decode, detection, tracking, alignment, scoring, "
+        "verdicts, pictures).",
         "",
+    ]
+    lines += runtime_lines(r)
+    lines += [
         "## Video: 640x360 clip (`WolfgangLanger_Pexels.mp4`)",
         "",
         "| setting | frames | frames/s (wall) | frames per CPU-second | CPU ms/frame: decode | detect | track | align | "
@@ -320,6 +445,46 @@ def write_report(r: dict, path: Path) -> None:
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def runtime_lines(r: dict) -> list[str]:
+    rt, ratio = r["runtimes"], r["runtimes"]["ratio_onnx_over_torch"]
+    t, o = rt["torch"], rt["onnx"]
+    vt, pt = r["targets"]["video_fps_onnx"], r["targets"]["photos_per_s"]
+    exp = r["bundle"]["onnx_export"]
+    diffs = "; ".join(f"{n}: " + ", ".join(f"{k} {v:.1g}" for k, v in sorted(d.items()))
+                      for n, d in sorted(exp["max_abs_diff"].items()))
+
+    def row(name: str, key: str, digits: int, target: float | None = None) -> str:
+        met = "" if target is None else (" (met)" if o[key] >= target else " (not met)")
+        return f"| {name} | {t[key]:.{digits}f} | **{o[key]:.{digits}f}**{met} | x{ratio[key]:.2f} |"
+
+    return [
+        "## Runtimes: torch vs ONNX Runtime (same run)",
+        "",
+        f"The same files, evidence on, {rt['rounds']} rounds alternating torch / onnx (`forensics scan --runtime`). "
+        f"Exported: {', '.join(exp['models'])}"
+        + (f"; kept on their own runtime: {exp['not_exported']}" if exp["not_exported"] else "")
+        + f". Largest difference from torch / numpy on the export's probe crops: {diffs}.",
+        "",
+        "| measure | torch | onnx | onnx / torch |",
+        "|---|---|---|---|",
+        row(f"video frames/s (wall), 640x360, detection every {r['video']['every']}", "video_fps", 1, vt),
+        row("video frames per CPU-second", "video_frames_per_cpu_s", 1),
+        row(f"1-MP photos/s, the scan's loop (`run_scan` on {t['photos_scanned']} photos: read-ahead, hashes, "
+            "evidence, pictures, journal; first file started to last finished), wall", "photos_per_s", 2, pt),
+        row("1-MP photos/s, the whole `run_scan` call (+ loading the bundle, scan.json, report.html), wall",
+            "photos_whole_call_per_s", 2),
+        row("1-MP photos per CPU-second (the whole call)", "photos_per_cpu_s", 2),
+        row("1-MP photos/s, one file at a time (`analyse_file`, no read-ahead), wall", "photos_per_file_per_s", 2),
+        "",
+        "CPU ms per video frame by stage, torch / onnx: " + ", ".join(
+            f"{k} {t['video_cpu_ms_per_frame'][k]:.2f} / {o['video_cpu_ms_per_frame'][k]:.2f}"
+            for k in t["video_cpu_ms_per_frame"]) + ".",
+        f"Photo verdicts equal on both runtimes: **{rt['same_photo_verdicts']}**. Targets (issue #21, onnx, "
+        f"evidence on): {vt:.0f} frames/s, {pt:.0f} photos/s.",
+        "",
+    ]
 
 
 def evidence_lines(e: dict) -> list[str]:
