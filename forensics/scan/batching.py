@@ -3,10 +3,11 @@ in one MTCNN call, while the scan's main thread scores, draws and writes the fil
 
 `read_ahead(c, timer, ...)` is the start of every file's analysis (the scan's order is kept: hashed before
 anything decodes it, sniffed by content, then decoded). `read_ahead_files(candidates, ctx)` runs it for a stream of
-files, `BATCH_FILES` at a time: each window's files are hashed, sniffed and (images) decoded by `DECODE_WORKERS`
-threads, then the window's photos are searched for faces, and the next window is read while the consumer works on
-this one (`forensics.scan.prefetch`, one window ahead), so decoding and face detection overlap scoring, the maps
-and the writing of the files before.
+files, `BATCH_FILES` at a time: each window's files are hashed, sniffed and (images) decoded and searched for
+faces by `DECODE_WORKERS` threads, and the next window is read while the consumer works on this one
+(`forensics.scan.prefetch`, one window ahead), so decoding and face detection (the largest cost of a photo) run on
+two threads beside scoring, the maps and the writing of the files before. (MTCNN's forward passes only read the
+networks, and torch releases the GIL in them: two threads can run them at once.)
 
 Faces are searched one photo per MTCNN call, not one call per batch of photos: MTCNN on a batch of equal-sized
 images (one P-net pyramid pass for all) is ~20% cheaper per photo but not bit-identical to one image at a time
@@ -52,9 +53,10 @@ class ReadAhead:
     decode_error: BaseException | None = None  # a MediaError etc., reported by the analysis as usual
 
 
-def read_ahead(c: Candidate, timer: StageTimer | None = None, decode: bool = False, max_pixels: int | None = None
-               ) -> ReadAhead:
-    """Hash before anything else reads the file, then sniff; `decode`: an image is decoded too (no face search)."""
+def read_ahead(c: Candidate, timer: StageTimer | None = None, decode: bool = False, max_pixels: int | None = None,
+               finder: Any = None) -> ReadAhead:
+    """Hash before anything else reads the file, then sniff; `decode`: an image is decoded too, and its faces found
+    when a `finder` (forensics.scan.faces.FaceFinder) is given."""
     from forensics.scan.image import decode_image
 
     pre = ReadAhead(utc_now(), time.perf_counter(), timer or StageTimer())
@@ -77,19 +79,14 @@ def read_ahead(c: Candidate, timer: StageTimer | None = None, decode: bool = Fal
             pre.decoded = decode_image(path, pre.timer, pre.sniffed.format, max_pixels)
         except Exception as exc:  # noqa: BLE001 - the analysis reports it as it reports its own decode errors
             pre.decode_error = exc
+            return pre
+        if finder is not None:
+            try:
+                with pre.timer.stage("detect"):
+                    pre.decoded.faces = finder.detect([pre.decoded.rgb])[0]
+            except Exception:  # noqa: BLE001 - left to the analysis, which searches again and reports its error
+                pre.decoded.faces = None
     return pre
-
-
-def _detect(finder: Any, window: Sequence[ReadAhead]) -> None:
-    """Each decoded photo's faces, one MTCNN call per photo (module docstring: why not one call for all)."""
-    for p in window:
-        if p.decoded is None:
-            continue
-        try:
-            with p.timer.stage("detect"):
-                p.decoded.faces = finder.detect([p.decoded.rgb])[0]
-        except Exception:  # noqa: BLE001 - left to the analysis, which searches again and reports its own error
-            p.decoded.faces = None
 
 
 def _windows(candidates: Sequence[Candidate], finder: Any, max_pixels: int, batch: int
@@ -105,12 +102,10 @@ def _windows(candidates: Sequence[Candidate], finder: Any, max_pixels: int, batc
                 if c.error:
                     window.append((c, None))
                     continue
-                window.append((c, pool.submit(read_ahead, c, None, True, max_pixels)))
+                window.append((c, pool.submit(read_ahead, c, None, True, max_pixels, finder)))
                 if len(window) > DECODE_WORKERS:  # bound the window's decoded pixels (waits for the oldest only)
                     pixels = sum(_pixels(f) for _, f in window[:-DECODE_WORKERS] if f is not None)
-            done = [(c, None if f is None else f.result()) for c, f in window]
-            _detect(finder, [p for _, p in done if p is not None])
-            yield done
+            yield [(c, None if f is None else f.result()) for c, f in window]
 
 
 def _pixels(future: Any) -> int:
