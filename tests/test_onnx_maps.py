@@ -37,7 +37,8 @@ def test_face_sections_draw_grad_cam_only_where_asked(monkeypatch) -> None:
 
     def fake_sections(explainer, crops, names):
         calls.append((len(crops), list(names)))
-        return [Section("gradcam", {"face": n, "asset": f"{n}-gradcam.png"}, {f"{n}-gradcam.png": b"png"}) for n in names]
+        return [Section("gradcam", {"face": n, "asset": f"{n}-gradcam.png"}, {f"{n}-gradcam.png": b"png"})
+                for n in names]
 
     monkeypatch.setattr(gradcam, "gradcam_sections", fake_sections)
     kit = EvidenceKit(gradcam=object(), mask_head=None, spectrum_reference=None)

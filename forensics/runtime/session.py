@@ -135,7 +135,8 @@ def load_exported(root: str | Path) -> dict[str, ExportedModel]:
         why = _external_or_custom(model)
         if why:
             raise BundleError(f"{path}: {why}")
-        inputs = [(i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim]) for i in model.graph.input]
+        inputs = [(i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim])
+                  for i in model.graph.input]
         expected = rec.get("input") or {}
         if len(inputs) != 1 or inputs[0][0] != "crops" or inputs[0][1] != expected.get("shape"):
             raise BundleError(f"{path}: input {inputs} does not match its record {expected}")

@@ -70,8 +70,8 @@ def file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None
                   face_boxes: np.ndarray | None, skip_ela: "Future[str | None] | None" = None) -> list[Section]:
     """Sections about the file itself. `rgb`: the decoded image (None for a video); `face_boxes` [N,4] lets the
     error-level analysis compare the faces with the rest of the image. `skip_ela`: the reason to leave out the
-    error-level map (or None), decided once the faces are scored (`attach_evidence` sets it; None: never skip). The JPEG part runs last,
-    so that the other parts overlap the scoring and only the map itself waits for the decision."""
+    error-level map (or None), decided once the faces are scored (`attach_evidence` sets it; None: never skip).
+    The JPEG part runs last, so that the other parts overlap the scoring and only the map waits for the decision."""
     from forensics.evidence.container import video_container_section
     from forensics.evidence.jpeg import jpeg_history_section
     from forensics.evidence.metadata import image_metadata_section
@@ -167,7 +167,8 @@ def faces_signal(name: str, per_unit: Sequence[tuple[str, Section]]) -> Signal |
 
 
 def start_file_sections(path: Path, kind: str, fmt: str | None, rgb: np.ndarray | None,
-                        face_boxes: np.ndarray | None, skip_ela: "Future[str | None] | None" = None) -> Future[list[Section]]:
+                        face_boxes: np.ndarray | None, skip_ela: "Future[str | None] | None" = None
+                        ) -> Future[list[Section]]:
     """`file_sections` in a worker thread, started before the faces are scored: the file sections need only the
     file and its pixels, and scoring a few 128 px crops leaves a core idle (their heavy parts, libjpeg, zlib,
     numpy and c2pa, run without the GIL)."""
