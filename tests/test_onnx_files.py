@@ -189,3 +189,14 @@ def test_scan_refuses_to_start_on_onnx_without_an_export(exported, tmp_path) -> 
     result = CliRunner().invoke(app, ["scan", str(image), "--out", str(tmp_path / "out2"), "--model", str(plain),
                                       "--runtime", "fast", "--no-progress"])
     assert result.exit_code == 2
+
+
+def test_the_export_command_says_what_is_wrong(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+
+    result = CliRunner().invoke(app, ["detect", "export", str(tmp_path / "nothing"), "--onnx"])
+    assert result.exit_code == 2 and "not a model bundle" in result.output
+    result = CliRunner().invoke(app, ["detect", "export", str(tmp_path)])
+    assert result.exit_code == 2 and "--onnx" in result.output
