@@ -128,8 +128,10 @@ def test_shipped_bundle_scores_the_same_on_both_runtimes(tmp_path) -> None:
     root = copy_bundle(SHIPPED, tmp_path / "shipped")
     doc = export_bundle(root)
     bundle = load_bundle(root)
-    expected = set(bundle.detectors) | ({"mask_head"} if (root / "mask_head").is_dir() else set())
+    exportable = {n for n, d in bundle.detectors.items() if d.name in ("cnn", "dct", "spectral")}
+    expected = exportable | ({"mask_head"} if (root / "mask_head").is_dir() else set())
     assert set(doc["models"]) == expected, doc["not_exported"]
+    assert set(doc["not_exported"]) == set(bundle.detectors) - exportable  # any other kind: named, with a reason
     crops = probe_faces(bundle.face_size, n=16)
     select_runtime(bundle, "torch")
     torch_scores = bundle.score(crops)
