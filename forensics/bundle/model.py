@@ -77,6 +77,8 @@ class FaceScores:
     disagree: list[bool] = field(default_factory=list)
     ood_distance: np.ndarray | None = None  # [N] the OOD guard's distance, when the bundle has a guard
     ood_threshold: float | None = None
+    ood_faceness: np.ndarray | None = None  # [N] the guard's O-Net face probability
+    ood_faceness_threshold: float | None = None
     attribution: list[dict[str, Any]] | None = None  # per face: which generator, when the bundle has an attributor
 
     def face(self, i: int) -> dict[str, Any]:
@@ -90,7 +92,9 @@ class FaceScores:
         }
         if self.ood_distance is not None and self.ood_threshold is not None:
             d = float(self.ood_distance[i])
-            record["ood"] = {"distance": d, "threshold": self.ood_threshold, "flagged": d > self.ood_threshold}
+            f, f_min = float(self.ood_faceness[i]), float(self.ood_faceness_threshold)
+            record["ood"] = {"distance": d, "threshold": self.ood_threshold, "faceness": f, "faceness_threshold": f_min,
+                             "flagged": d > self.ood_threshold or f < f_min}
         if self.attribution is not None:
             record["attribution"] = self.attribution[i]
         return record
@@ -187,7 +191,10 @@ class ModelBundle:
                 raw[name] = det.predict_proba(crops)
         scores = self.calibration.apply(raw)
         if self.ood is not None:
+            from forensics.bundle.ood import faceness
+
             scores.ood_distance, scores.ood_threshold = self.ood.distance(embeddings), float(self.ood.threshold)
+            scores.ood_faceness, scores.ood_faceness_threshold = faceness(crops), float(self.ood.faceness_threshold)
         if self.attributor is not None:
             proba, atypical = self.attributor.scores(crops)
             names = self.attributor.decide(proba, atypical)

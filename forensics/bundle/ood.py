@@ -8,6 +8,12 @@ person the model never saw is not called out-of-distribution merely for being ne
 such identity's `quantile` (clean and post-processed copies alike). A crop farther than that (a non-face, a
 drawing, a face far outside the training conditions) is *inconclusive* with the reason.
 
+Measured on the starter corpus, that distance alone does not separate non-faces from unseen people (the few
+training videos differ so much that a new person is as far as a street scene), so a second, measured rule
+joins it: *faceness*, MTCNN's O-Net face probability on the crop's central face region (the network the scan
+already runs, weights from facenet-pytorch's wheel). Its threshold is a low quantile of the real calibration
+faces' faceness, clean and post-processed. A face is out of distribution when either rule fires.
+
 Stored in the bundle as `ood/config.json` + `ood/weights.safetensors` (PCA mean and axes, reference points).
 """
 from __future__ import annotations
@@ -48,6 +54,35 @@ def _project(x: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
     return np.concatenate([z, residual], axis=1)
 
 
+FACE_REGION = 0.7  # the central share of an aligned crop (margin 0.25) that O-Net sees, like an MTCNN box
+
+
+def faceness(crops: np.ndarray, region: float = FACE_REGION) -> np.ndarray:
+    """MTCNN O-Net's face probability of each aligned crop's central region.  # [N,S,S,3] uint8 -> [N]"""
+    import torch
+    import torch.nn.functional as F
+
+    onet = _onet()
+    s = crops.shape[1]
+    m = int(round(s * (1 - region) / 2))
+    x = torch.from_numpy(np.ascontiguousarray(crops[:, m:s - m, m:s - m])).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(48, 48), mode="area")
+    with torch.inference_mode():
+        return onet((x - 127.5) * 0.0078125)[2][:, 1].double().numpy()  # the scaling MTCNN's own stages use
+
+
+_ONET = None
+
+
+def _onet():
+    global _ONET
+    if _ONET is None:
+        from forensics.data.faces import FaceDetector
+
+        _ONET = FaceDetector()._model().onet.eval()
+    return _ONET
+
+
 @dataclass
 class OODGuard:
     mean: np.ndarray  # [D]
@@ -56,6 +91,7 @@ class OODGuard:
     k: int
     threshold: float
     record: dict[str, Any]
+    faceness_threshold: float = 0.0  # O-Net face probability below this: not like a calibration face
 
     def project(self, embeddings: np.ndarray) -> np.ndarray:
         return _project(_normalise(embeddings), self.mean, self.axes)  # [N,d+1]
@@ -64,8 +100,17 @@ class OODGuard:
         """kNN distance of each embedding to the reference faces.  # [N,D] -> [N]"""
         return _knn_mean(self.project(embeddings), self.reference, self.k)
 
-    def flags(self, embeddings: np.ndarray) -> np.ndarray:
-        return self.distance(embeddings) > self.threshold  # [N] bool
+    def flags(self, embeddings: np.ndarray, face_probability: np.ndarray | None = None) -> np.ndarray:
+        far = self.distance(embeddings) > self.threshold  # [N] bool
+        return far if face_probability is None else far | (np.asarray(face_probability) < self.faceness_threshold)
+
+    def fit_faceness(self, real_crops: np.ndarray, quantile: float = 0.005) -> "OODGuard":
+        """Set the faceness threshold at the `quantile` of real calibration faces (clean and post-processed)."""
+        values = faceness(real_crops)
+        self.faceness_threshold = float(np.quantile(values, quantile))
+        self.record.update(faceness_quantile=quantile, faceness_region=FACE_REGION,
+                           faceness_real_faces=int(values.size))
+        return self
 
     @classmethod
     def fit(cls, embeddings: np.ndarray, identities: np.ndarray, fold_identities: list[str], dims: int = 32,
@@ -105,7 +150,8 @@ class OODGuard:
         directory.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(directory / "weights.safetensors", st_save(
             {"mean": self.mean, "axes": self.axes, "reference": self.reference}, metadata={"format": FORMAT}))
-        config = {"format": FORMAT, "k": self.k, "threshold": self.threshold, "record": self.record}
+        config = {"format": FORMAT, "k": self.k, "threshold": self.threshold,
+                  "faceness_threshold": self.faceness_threshold, "record": self.record}
         write_bytes_atomic(directory / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
@@ -118,7 +164,8 @@ class OODGuard:
         config = read_json_object(directory / "config.json", required=("format", "k", "threshold"), what="OOD guard")
         if config["format"] != FORMAT:
             raise CheckpointError(f"{directory / 'config.json'}: format {config['format']!r}, expected {FORMAT!r}")
-        check_finite_numbers(directory / "config.json", [config["k"], config["threshold"]], "k/threshold")
+        check_finite_numbers(directory / "config.json",
+                             [config["k"], config["threshold"], config.get("faceness_threshold", 0.0)], "thresholds")
         tensors, _ = read_safetensors(directory / "weights.safetensors")
         missing = {"mean", "axes", "reference"} - set(tensors)
         if missing:
@@ -131,4 +178,5 @@ class OODGuard:
         k = int(config["k"])
         if k < 1:
             raise CheckpointError(f"{directory / 'config.json'}: k must be >= 1, got {k}")
-        return cls(mean, axes, ref, k, float(config["threshold"]), dict(config.get("record", {})))
+        return cls(mean, axes, ref, k, float(config["threshold"]), dict(config.get("record", {})),
+                   float(config.get("faceness_threshold", 0.0)))

@@ -73,6 +73,12 @@ def select_rows(df: pd.DataFrame, cfg: ReleaseConfig) -> tuple[pd.DataFrame, pd.
         return pd.concat([_cap(reals, "identity", cap, cfg.seed), _cap(twins, "identity", cfg.twins_per_identity, cfg.seed),
                           part[part["label"] == 1]]).sort_values("sample_id", kind="stable").reset_index(drop=True)
 
+    # Fakes made *into* a test-only person (translations to their domain, swaps onto them) would teach the final
+    # models that person's appearance as "fake": they leave the working set.
+    seen = set(faces.loc[(faces["label"] == 0) & (faces["fold"] != HELD_OUT), "identity"].astype(str))
+    test_only = set(faces.loc[(faces["label"] == 0) & (faces["fold"] == HELD_OUT), "identity"].astype(str)) - seen
+    into_test = (faces["label"] == 1) & (faces["fold"] != HELD_OUT) & faces["target"].astype(str).isin(test_only)
+    faces = faces[~into_test]
     return (capped(faces[faces["fold"] != HELD_OUT], cfg.reals_per_identity),
             capped(faces[faces["fold"] == HELD_OUT], cfg.test_reals_per_identity),
             dict(enumerate(fold_identities(faces, cfg.min_crops))))
@@ -133,6 +139,32 @@ def fit_attribution(work: pd.DataFrame, images: np.ndarray, test: pd.DataFrame, 
                            out / "models" / "attribution", seed)
 
 
+def perturbed_copies(images: np.ndarray, rows: pd.DataFrame, perturbations: tuple[str, ...], seed: int) -> np.ndarray:
+    """`images` clean and under each perturbation (seeded by sample id, as everywhere in the recipe)."""
+    from forensics.augment import perturb_batch, stable_seed
+
+    copies = [images] + [perturb_batch(images, p, [stable_seed(f"{s}:{p}", seed) for s in rows["sample_id"]])[0]
+                         for p in perturbations]
+    return np.concatenate(copies)
+
+
+def measure_guard(guard: Any, cnn: Any, test: pd.DataFrame, test_images: np.ndarray, seed: int) -> dict[str, Any]:
+    """How often the guard fires on test reals (clean and JPEG-30) per identity, and on non-face crops."""
+    from forensics.bundle.ood import faceness
+
+    real = (test["label"] == 0).to_numpy()
+    crops = perturbed_copies(test_images[real], test[real], ("jpeg30",), seed)
+    identity = np.tile(test.loc[real, "identity"].astype(str).to_numpy(), 2)
+    flagged = guard.flags(cnn.predict_with_embedding(crops)[1], faceness(crops))
+    others = non_face_crops(crops.shape[1], seed)
+    return {"threshold": round(guard.threshold, 5), "faceness_threshold": round(guard.faceness_threshold, 5),
+            **guard.record, "test_reals_flagged": round(float(flagged.mean()), 4),
+            "test_reals_flagged_by_identity": {i: round(float(flagged[identity == i].mean()), 4)
+                                               for i in sorted(set(identity))},
+            "non_faces_flagged": round(float(guard.flags(cnn.predict_with_embedding(others)[1],
+                                                         faceness(others)).mean()), 4)}
+
+
 def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseConfig(),
                 log: Callable[[str], None] = print) -> Path:
     """Run (or resume) the release recipe; returns the bundle folder OUT/bundle."""
@@ -169,8 +201,8 @@ def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseC
 
     stage("out-of-fold scores: each identity fold scored by detectors trained without it")
     params = cfg.detector_params()
-    oof = _wide(run_folds(work, images, params, cfg.perturbations, out, cfg.seed, log=lambda m: log(f"          {m}")),
-                work)
+    oof = _wide(run_folds(work, images, params, cfg.perturbations, out, cfg.seed, log=lambda m: log(f"          {m}"),
+                          fold_identity=fold_identity), work)
     stage(f"final models on all {len(work)} working faces (CNN seeds {list(cfg.seeds)}), scored on the test people")
     table, models = run_final(work, images, test, test_images, params, cfg.seeds, cfg.perturbations, out,
                               log=lambda m: log(f"          {m}"))
@@ -194,18 +226,11 @@ def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseC
         emb, index = embeddings_of(models["cnn"], images, work, ("jpeg50", "resize0.5"), cfg.seed)
         guard = OODGuard.fit(emb, work["identity"].astype(str).to_numpy()[index], list(fold_identity.values()),
                              seed=cfg.seed)
-        test_real = ((test["label"] == 0)).to_numpy()
-        test_emb, test_index = embeddings_of(models["cnn"], test_images[test_real], test[test_real], ("jpeg30",), cfg.seed)
-        from forensics.attribution import cnn_embedding
-
-        figures["ood"] = {"threshold": round(guard.threshold, 5), **guard.record,
-                          "test_reals_flagged": round(float(guard.flags(test_emb).mean()), 4),
-                          "test_reals_flagged_by_identity": {
-                              ident: round(float(guard.flags(test_emb[test["identity"].to_numpy()[test_real][test_index] == ident]).mean()), 4)
-                              for ident in sorted(test.loc[test_real, "identity"].astype(str).unique())},
-                          "non_faces_flagged": round(float(guard.flags(cnn_embedding(models["cnn"], non_face_crops(
-                              DEFAULT_FACE["size"], cfg.seed))).mean()), 4)}
-        log(f"          OOD threshold {guard.threshold:.4f}: flags {figures['ood']['test_reals_flagged']:.1%} of test "
+        real = (work["label"] == 0).to_numpy()
+        guard.fit_faceness(perturbed_copies(images[real], work[real], ("jpeg30", "blur1", "resize0.5"), cfg.seed))
+        figures["ood"] = measure_guard(guard, models["cnn"], test, test_images, cfg.seed)
+        log(f"          OOD: distance > {guard.threshold:.4f} or face probability < {guard.faceness_threshold:.4f}: "
+            f"flags {figures['ood']['test_reals_flagged']:.1%} of test "
             f"reals, {figures['ood']['non_faces_flagged']:.1%} of non-face crops")
 
     stage("generator attribution (DCT + spectrum head, `postproc`-augmented), measured on the test people")

@@ -69,20 +69,28 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
 
 
 def run_folds(rows: pd.DataFrame, images: np.ndarray, detectors: Mapping[str, Mapping[str, Any]],
-              perturbations: Sequence[str], out: Path, seed: int, log: Callable[[str], None]) -> pd.DataFrame:
-    """Out-of-fold raw scores for every working row (`rows` has a `fold` column, no held-out rows)."""
+              perturbations: Sequence[str], out: Path, seed: int, log: Callable[[str], None],
+              fold_identity: Mapping[int, str] | None = None) -> pd.DataFrame:
+    """Out-of-fold raw scores for every working row (`rows` has a `fold` column, no held-out rows).
+
+    A fold's models also train without the fakes whose *target* is the fold's identity (a CycleGAN / StarGAN v2
+    translation into that person, a face swap onto them): those carry the held-out person's appearance, and a
+    model trained on them learns "looks like this person = fake"."""
     labels = rows["label"].to_numpy(np.int64)
+    targets = rows["target"].astype(str).to_numpy() if "target" in rows else np.full(len(rows), "")
     tables = []
     for fold in sorted(rows["fold"].unique()):
         table_path = out / "scores" / f"fold{fold}.parquet"
         if table_path.exists():
-            tables.append(pd.read_parquet(table_path))
+            table = pd.read_parquet(table_path)
+            tables.append(table[table["sample_id"].isin(rows["sample_id"])])
             continue
         inside = (rows["fold"] == fold).to_numpy()
+        train = ~inside & (targets != (fold_identity or {}).get(int(fold), "\0"))
         held = ", ".join(sorted(rows.loc[inside & (labels == 0), "identity"].astype(str).unique()))
-        log(f"fold {fold}: training without {held} ({int((~inside).sum())} faces), scoring its {int(inside.sum())}")
+        log(f"fold {fold}: training without {held} ({int(train.sum())} faces), scoring its {int(inside.sum())}")
         models = {name: fit_or_load(name, {**params, **({"seed": seed} if name == "cnn" else {})},
-                                    out / "models" / f"fold{fold}" / name, images[~inside], labels[~inside], log)
+                                    out / "models" / f"fold{fold}" / name, images[train], labels[train], log)
                   for name, params in detectors.items()}
         table = score_perturbed(models, images[inside], rows[inside], perturbations, seed, f"fold{fold}")
         write_table(table, table_path)

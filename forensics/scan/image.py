@@ -31,7 +31,7 @@ def rounded_record(record: dict[str, Any]) -> dict[str, Any]:
            "detectors_disagree": record["detectors_disagree"]}
     if "ood" in record:
         ood = record["ood"]
-        out["ood"] = {"distance": sig(ood["distance"]), "threshold": sig(ood["threshold"]), "flagged": ood["flagged"]}
+        out["ood"] = {k: (v if k == "flagged" else sig(v)) for k, v in ood.items()}
     if "attribution" in record:
         att = record["attribution"]
         out["attribution"] = {"generator": att["generator"], "probability": sig(att["probability"]),

@@ -70,8 +70,12 @@ def ood_reasons(record: dict[str, Any]) -> list[str]:
     ood = record.get("ood")
     if not ood or not ood["flagged"]:
         return []
-    return [f"{OUT_OF_DISTRIBUTION}: embedding distance {ood['distance']:.3f} > {ood['threshold']:.3f}, unlike every "
-            "face the bundle was calibrated on"]
+    why = []
+    if ood["distance"] > ood["threshold"]:
+        why.append(f"embedding distance {ood['distance']:.3f} > {ood['threshold']:.3f}")
+    if ood.get("faceness", 1.0) < ood.get("faceness_threshold", 0.0):
+        why.append(f"face probability {ood['faceness']:.3f} < {ood['faceness_threshold']:.3f}")
+    return [f"{OUT_OF_DISTRIBUTION}: {' and '.join(why) or 'flagged'}, unlike every face the bundle was calibrated on"]
 
 
 def _disagreement(detector_verdicts: dict[str, str]) -> str | None:
