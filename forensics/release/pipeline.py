@@ -139,18 +139,10 @@ def fit_attribution(work: pd.DataFrame, images: np.ndarray, test: pd.DataFrame, 
                            out / "models" / "attribution", seed)
 
 
-def perturbed_copies(images: np.ndarray, rows: pd.DataFrame, perturbations: tuple[str, ...], seed: int) -> np.ndarray:
-    """`images` clean and under each perturbation (seeded by sample id, as everywhere in the recipe)."""
-    from forensics.augment import perturb_batch, stable_seed
-
-    copies = [images] + [perturb_batch(images, p, [stable_seed(f"{s}:{p}", seed) for s in rows["sample_id"]])[0]
-                         for p in perturbations]
-    return np.concatenate(copies)
-
-
 def measure_guard(guard: Any, cnn: Any, test: pd.DataFrame, test_images: np.ndarray, seed: int) -> dict[str, Any]:
     """How often the guard fires on test reals (clean and JPEG-30) per identity, and on non-face crops."""
     from forensics.bundle.ood import faceness
+    from forensics.release.train import perturbed_copies
 
     real = (test["label"] == 0).to_numpy()
     crops = perturbed_copies(test_images[real], test[real], ("jpeg30",), seed)
@@ -178,7 +170,7 @@ def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseC
     from forensics.release.card import write_release_card
     from forensics.release.dataset import build_release_dataset
     from forensics.release.measure import loio_decisions, seed_spread, test_figures
-    from forensics.release.train import embeddings_of, load_crops, run_final, run_folds
+    from forensics.release.train import embeddings_of, load_crops, perturbed_copies, run_final, run_folds
 
     data, out = Path(data), Path(out)
     started = time.perf_counter()

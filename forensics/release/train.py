@@ -131,15 +131,16 @@ def wide_scores(table: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
                             aggfunc="first").reset_index()
 
 
+def perturbed_copies(images: np.ndarray, rows: pd.DataFrame, perturbations: Sequence[str], seed: int) -> np.ndarray:
+    """`images` clean, then under each perturbation (each copy seeded by its sample id, as everywhere in the
+    recipe).  # [N,S,S,3] -> [(1+P)N,S,S,3]"""
+    copies = [images] + [perturb_batch(images, p, [stable_seed(f"{s}:{p}", seed) for s in rows["sample_id"]])[0]
+                         for p in perturbations]
+    return np.concatenate(copies)
+
+
 def embeddings_of(model: Any, images: np.ndarray, rows: pd.DataFrame, perturbations: Sequence[str],
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """CNN embeddings of `images` clean and under `perturbations`, with each row's sample index.  # [M,D], [M]"""
-    from forensics.attribution import cnn_embedding
-
-    out, index = [], []
-    for pert in (CLEAN, *perturbations):
-        batch = images if pert == CLEAN else perturb_batch(
-            images, pert, [stable_seed(f"{s}:{pert}", seed) for s in rows["sample_id"]])[0]
-        out.append(cnn_embedding(model, batch))
-        index.append(np.arange(len(images)))
-    return np.concatenate(out), np.concatenate(index)
+    copies = perturbed_copies(images, rows, perturbations, seed)
+    return model.predict_with_embedding(copies)[1], np.tile(np.arange(len(images)), 1 + len(perturbations))
