@@ -267,21 +267,24 @@ def create_app(config: ServeConfig) -> Starlette:
         cid = request.path_params["case_id"]
         return page(request, "case.html.j2", **await run_in_threadpool(case_view, cid))
 
-    async def case_upload_form(request: Request) -> Response:
-        cid = request.path_params["case_id"]
-        accepted, refused = await read_uploads(request, cid)
+    async def intake_page(request: Request, cid: Any, accepted: list, refused: list) -> Response:
+        """The case page after files came in (upload or folder import): what was taken, what was refused and why;
+        the status is the first refusal's when nothing was taken."""
         view = await run_in_threadpool(case_view, cid)
         return page(request, "case.html.j2", 200 if accepted or not refused else refused[0]["status"],
                     accepted=accepted, refused=refused, **view)
+
+    async def case_upload_form(request: Request) -> Response:
+        cid = request.path_params["case_id"]
+        accepted, refused = await read_uploads(request, cid)
+        return await intake_page(request, cid, accepted, refused)
 
     async def case_import_form(request: Request) -> Response:
         cid = request.path_params["case_id"]
         form = await request.form()
         accepted, refused = await run_in_threadpool(import_folder, cid, str(form.get("folder") or ""),
                                                     actor_of(request))
-        view = await run_in_threadpool(case_view, cid)
-        return page(request, "case.html.j2", 200 if accepted or not refused else refused[0]["status"],
-                    accepted=accepted, refused=refused, **view)
+        return await intake_page(request, cid, accepted, refused)
 
     async def case_scan_form(request: Request) -> Response:
         cid = request.path_params["case_id"]
