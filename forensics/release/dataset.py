@@ -7,7 +7,8 @@ Unlike the demo's 64 px set, each fake is made the way its real counterpart was 
   - the 64 px zoo members (CycleGAN, StarGAN v2, StyleGAN2) go through the reals' resize function
     (`generators.data.resize_square`, 64 -> 128 bicubic), and so does a real twin of each: a real crop taken down
     to 64 and back up by the same function. "Upsampled" is then no sign of "fake": small faces in real videos are
-    upsampled by the alignment too.
+    upsampled by the alignment too. A share of the blends and swaps get such a resampled twin as well, so that
+    "resampled" says nothing about the label either way.
 Each stage writes its own manifest under OUT/<stage>/ and is skipped when that manifest exists (a killed run
 redoes at most one stage); OUT/manifest.parquet joins them, paths relative to OUT.
 
@@ -24,7 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-STAGES = ("zoo", "blend", "faceswap", "resampled")
+STAGES = ("zoo", "blend", "faceswap", "resampled", "resampled_fakes")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class ReleaseDataConfig:
     zoo_fakes: int = 800  # per zoo checkpoint (cyclegan, stargan_v2, stylegan2)
     blends: int = 1600  # self-blends made on full frames
     faceswaps: int = 600  # autoencoder swaps merged into full frames
-    low_res: int = 64  # the resolution the real twins of the zoo fakes are taken down to
+    low_res: int = 64  # the resolution the resampled twins are taken down to
+    fake_twin_fraction: float = 0.5  # of the self-blends and face swaps, given a resampled twin too
     seed: int = 0
 
 
@@ -146,31 +148,56 @@ def _prefix_paths(postproc: str, prefix: str) -> str:
     return json.dumps(post, sort_keys=True)
 
 
-def make_resampled_reals(zoo: pd.DataFrame, zoo_root: Path, out: Path, size: int, low: int, seed: int) -> pd.DataFrame:
-    """A real twin for each zoo fake: a real crop taken down to `low` px and back up by the resize the zoo fakes
-    went through. Translations take their own source; sampled fakes (no source) a seeded real."""
-    from forensics.data.manifest import new_row, sha256_file, to_frame, write_manifest
+def _write_twins(sources: pd.DataFrame, root: Path, out: Path, size: int, low: int) -> list[dict]:
+    """For each source row: its crop taken down to `low` px and back up by the resize the zoo fakes went through,
+    written under OUT/lowres/, as a row that keeps the source's label, generator, person and split."""
+    from forensics.data.manifest import new_row, sha256_file
     from forensics.data.media import read_image, write_image
     from generators.data import resize_square
+
+    keep = ("label", "media", "generator", "generator_config", "seed", "group_id", "split", "identity", "target",
+            "video_id", "frame_idx")
+    rows = []
+    for src in sources.to_dict("records"):
+        rel = (PurePosixPath("lowres") / PurePosixPath(src["path"]).name).as_posix()
+        write_image(out / rel, resize_square(resize_square(read_image(root / src["path"]), low), size))
+        post = {k: v for k, v in json.loads(src["postproc"] or "{}").items() if not k.endswith("_path")}
+        post["resample"] = {"via": [low, low], "to": [size, size], "function": "generators.data.resize_square"}
+        rows.append(new_row(**{k: src[k] for k in keep if k in src}, sample_id=f"lowres:{src['sample_id']}",
+                            path=rel, sha256=sha256_file(out / rel), source_id=str(src["sample_id"]),
+                            width=size, height=size, postproc=post))
+    return rows
+
+
+def make_resampled_reals(zoo: pd.DataFrame, zoo_root: Path, out: Path, size: int, low: int, seed: int) -> pd.DataFrame:
+    """A real twin for each zoo fake: translations take their own source; sampled fakes (no source) a seeded real."""
+    from forensics.data.manifest import to_frame, write_manifest
 
     reals = zoo[(zoo["label"] == 0) & zoo["media"].isin(("image", "frame"))].set_index("sample_id", drop=False)
     fakes = zoo[zoo["label"] == 1].sort_values("sample_id", kind="stable")
     rng = np.random.default_rng(seed)
     free = rng.permutation(reals.index.to_numpy())
     sources = [s if s in reals.index else free[i % len(free)] for i, s in enumerate(fakes["source_id"])]
-    rows = []
-    for sid in dict.fromkeys(sources):  # one twin per real at most
-        src = reals.loc[sid].to_dict()
-        rel = (PurePosixPath("real_lowres") / PurePosixPath(src["path"]).name).as_posix()
-        write_image(out / rel, resize_square(resize_square(read_image(zoo_root / src["path"]), low), size))
-        post = {**json.loads(src["postproc"] or "{}"),
-                "resample": {"via": [low, low], "to": [size, size], "function": "generators.data.resize_square"}}
-        rows.append(new_row(**{**{k: src[k] for k in ("label", "media", "generator", "group_id", "split", "identity",
-                                                       "video_id", "frame_idx")},
-                               "sample_id": f"lowres:{sid}", "path": rel, "sha256": sha256_file(out / rel),
-                               "source_id": str(sid), "width": size, "height": size, "postproc": post}))
-    df = to_frame(rows)
+    df = to_frame(_write_twins(reals.loc[list(dict.fromkeys(sources))], zoo_root, out, size, low))  # one twin per real
     write_manifest(df, out / "manifest.parquet")
+    return df
+
+
+def make_resampled_fakes(stages: dict[str, pd.DataFrame], root: Path, out: Path, size: int, low: int,
+                         fraction: float, seed: int) -> pd.DataFrame:
+    """Resampled twins of a seeded `fraction` of the full-resolution fakes (self-blends, face swaps). Without
+    them only reals and GAN fakes were ever resampled, and a smooth, GAN-free spectrum meant "real": reals taken
+    to 64 px and back scored as more real than the reals themselves (AUC 0.25, shipped bundle v1)."""
+    from forensics.data.manifest import to_frame, write_manifest
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for stage, df in sorted(stages.items()):
+        fakes = df[df["label"] == 1].sort_values("sample_id", kind="stable")
+        picked = fakes.iloc[np.sort(rng.choice(len(fakes), int(round(fraction * len(fakes))), replace=False))]
+        rows += _write_twins(picked.assign(path=[f"{stage}/{p}" for p in picked["path"]]), root, out, size, low)
+    df = to_frame(rows)
+    write_manifest(df, out / "manifest.parquet", validate=False)  # sources live in other stages' manifests
     return df
 
 
@@ -195,6 +222,11 @@ def build_release_dataset(corpus: str | Path, out: str | Path, ckpts: dict[str, 
     if not done("resampled"):
         log("resampled: a real twin of each zoo fake through the same 64 -> 128 resize")
         make_resampled_reals(zoo, out / "zoo", out / "resampled", cfg.size, cfg.low_res, cfg.seed)
+    if not done("resampled_fakes"):
+        log(f"resampled_fakes: a resampled twin of {cfg.fake_twin_fraction:.0%} of the blends and swaps")
+        made = {st: read_manifest(out / st / "manifest.parquet") for st in ("blend", "faceswap") if done(st)}
+        make_resampled_fakes(made, out, out / "resampled_fakes", cfg.size, cfg.low_res, cfg.fake_twin_fraction,
+                             cfg.seed)
     parts = []
     for stage in STAGES:
         if done(stage):

@@ -69,7 +69,7 @@ def select_rows(df: pd.DataFrame, cfg: ReleaseConfig) -> tuple[pd.DataFrame, pd.
 
     def capped(part: pd.DataFrame, cap: int) -> pd.DataFrame:
         reals = part[(part["label"] == 0) & ~part["twin"]]
-        twins = part[part["twin"]]
+        twins = part[part["twin"] & (part["label"] == 0)]  # fakes, resampled or not, are all kept
         return pd.concat([_cap(reals, "identity", cap, cfg.seed), _cap(twins, "identity", cfg.twins_per_identity, cfg.seed),
                           part[part["label"] == 1]]).sort_values("sample_id", kind="stable").reset_index(drop=True)
 
