@@ -39,6 +39,7 @@ from forensics.video.aggregate import AGGREGATIONS, aggregate_all
 from forensics.video.codec import perturb_video
 from forensics.video.features import DETECT_EVERY, DETECT_MAX_SIDE, TRACK_FEATURES, aligned_crops, clip_track_records
 from forensics.video.fusion import FusionModel
+from forensics.video.release import clip_table
 
 CONDITIONS = ("none", "crf23", "crf35")
 IMAGE_DETECTORS = ("spectral", "dct")
@@ -66,19 +67,6 @@ def build_dataset(args: argparse.Namespace) -> Path:
     out = args.work / "dataset"
     synthesize_video_dataset(ckpts, args.data, out, "all", opts, log=lambda m: log(m.strip()))
     return out / "manifest.parquet"
-
-
-def clip_table(manifest: Path) -> pd.DataFrame:
-    """One row per clip: id, file, label, fake type, source video, split."""
-    df = read_manifest(manifest)
-    clips = df[(df["media"] == "video") & df["postproc"].str.contains('"clip"')].copy()
-    post = clips["postproc"].map(json.loads)
-    clips["fake_type"] = post.map(lambda p: p["fake_type"])
-    clips["clip_index"] = post.map(lambda p: p["clip"]["index"])
-    clips["fps"] = post.map(lambda p: p["clip"]["fps"])
-    clips["source"] = clips["group_id"].str.removeprefix("video:")
-    return clips[["sample_id", "path", "label", "generator", "fake_type", "clip_index", "fps", "source",
-                  "split"]].reset_index(drop=True)
 
 
 def shared_sources(manifest: Path) -> int:

@@ -115,8 +115,8 @@ def test_videos_get_tracks_a_timeline_and_top_frames(scanned) -> None:
         fps = v["stream"]["fps"]
         np.testing.assert_allclose(series["time_s"], np.asarray(series["frame"]) / fps, atol=1e-3)
         assert track["detected_frames"] == sum(series["keyframe"]) and series["keyframe"][0]
-        assert track["temporal"] == {"available": False, "probability": None, "score": None,
-                                     "reason": "no temporal model in bundle"}
+        assert track["temporal"] == {"available": False, "probability": None, "video_probability": None,
+                                     "reason": "no temporal model in bundle", "segments": []}
         assert 1 <= len(v["top_frames"]) <= 5
         top = v["top_frames"][0]
         assert top["probability"] == max(series["probability"]) and (out / top["crop"]).is_file()

@@ -139,13 +139,15 @@ class ModelBundle:
     """A loaded bundle. `score(crops)` for aligned face crops at `face_size`."""
 
     def __init__(self, root: Path, meta: dict[str, Any], detectors: dict[str, Any],
-                 calibration: FittedCalibration, ood: Any | None = None, attributor: Any | None = None) -> None:
+                 calibration: FittedCalibration, ood: Any | None = None, attributor: Any | None = None,
+                 video_model: Any | None = None) -> None:
         self.root = root
         self.meta = meta
         self.detectors = detectors
         self.calibration = calibration
         self.ood = ood  # forensics.bundle.ood.OODGuard, measured on the "cnn" detector's embedding
         self.attributor = attributor  # forensics.attribution.GeneratorAttributor
+        self.video_model = video_model  # forensics.video.model.VideoModel: temporal detector, fusion, video band
         # forensics.runtime.select_runtime: detector name -> its ONNX predictor, and the mask head's; empty: torch
         self.predictors: dict[str, Any] = {}
         self.mask_runner: Any | None = None
@@ -286,7 +288,24 @@ def load_bundle(root: str | Path) -> ModelBundle:
     if set(used) != set(detectors):
         raise BundleError(f"{path}: fusion uses {sorted(used)} but the bundle has {sorted(detectors)}")
     return ModelBundle(root, meta, detectors, calibration, _load_ood(root, meta, detectors, path),
-                       _load_attributor(root, meta, path))
+                       _load_attributor(root, meta, path), _load_video_model(root, meta, path))
+
+
+def _load_video_model(root: Path, meta: dict[str, Any], path: Path) -> Any | None:
+    """The bundle's video model (`"temporal": "<folder>"`), checked like every model file."""
+    from forensics.bundle.verify import is_inside
+    from forensics.modelfiles import CheckpointError
+    from forensics.video.model import VideoModel
+
+    rel = meta.get("temporal")
+    if rel is None:
+        return None
+    if not isinstance(rel, str) or not is_inside(root.resolve(), root / rel):
+        raise BundleError(f"{path}: 'temporal' must name a folder inside the bundle, got {rel!r}")
+    try:
+        return VideoModel.load(root / rel)
+    except (CheckpointError, FileNotFoundError, TypeError, ValueError) as exc:
+        raise BundleError(f"temporal model of bundle {root}: {exc}") from None
 
 
 def _load_attributor(root: Path, meta: dict[str, Any], path: Path) -> Any | None:

@@ -242,6 +242,8 @@ def release_cmd(
     reals_per_identity: int = typer.Option(600, help="real crops per identity in the working set"),
     quick: bool = typer.Option(False, "--quick", help="a few minutes' smoke run: tiny dataset, 1 epoch, 2 seeds, "
                                                      "one perturbation (the figures mean nothing)"),
+    readme: Path = typer.Option(None, "--readme", help="also write the summary table into this README, between "
+                                "its release-summary markers"),
 ) -> None:
     """Train the default bundle for release: every starter crop and zoo member at 128 px, identity-fold
     out-of-fold calibration with a worst-identity band, fusion only where it wins, an OOD guard, 3 seeds.
@@ -258,11 +260,39 @@ def release_cmd(
                             cnn_epochs=1, perturbations=("jpeg50",))
     try:
         with output_lock(out, log=typer.echo), output_errors(out):
-            bundle = run_release(data, out, cfg, log=typer.echo)
+            bundle = run_release(data, out, cfg, log=typer.echo, readme=readme)
     except (OutputLockedError, OutputWriteError) as exc:
         typer.echo(f"forensics detect release: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"bundle: {bundle}; to ship it: rm -rf forensics/assets/bundle && cp -r {bundle} forensics/assets/bundle")
+
+
+@detect_app.command("video-model")
+def video_model_cmd(
+    bundle: Path = typer.Argument(..., help="the bundle to add the video model to (e.g. runs/release/bundle)"),
+    data: Path = typer.Option(Path("data/starter"), "--data", help="the starter corpus whose real videos the clips "
+                              "are made from (when --videos does not exist yet)"),
+    videos: Path = typer.Option(Path("runs/video/dataset"), "--videos", help="the clip dataset (built if missing)"),
+    work: Path = typer.Option(Path("runs/video_model"), "--work", help="per-clip measurements (a rerun resumes)"),
+    report: Path = typer.Option(Path("reports/video"), "--report", help="where video_model.md/json go"),
+) -> None:
+    """Train the bundle's video model: the temporal (flicker) detector and its fusion with the frame scores, with
+    a video band fitted leave-one-source-video-out; every clip measured as the scan measures a video. Writes
+    BUNDLE/temporal and names it in bundle.json; about 15 minutes on 2 CPU cores."""
+    import time
+
+    from forensics.video.release import build_clip_dataset, train_video_model
+    from forensics.video.report import video_model_figures, write_video_model_report
+
+    started = time.perf_counter()
+    manifest = build_clip_dataset(data / "manifest.parquet", videos, log=typer.echo)
+    model, table, lovo = train_video_model(bundle, manifest, work, log=typer.echo)
+    figures = video_model_figures(lovo, model)
+    command = f"forensics detect video-model {bundle} --videos {videos} --work {work} --report {report}"
+    path = write_video_model_report(report, figures, table, command, time.perf_counter() - started)
+    for name, t in figures["targets"].items():
+        typer.echo(f"{name}: {t['value']} (target {t['target']}: {'met' if t['met'] else 'not met'})")
+    typer.echo(f"video model: {bundle / 'temporal'}; figures: {path}")
 
 
 @detect_app.command("export")

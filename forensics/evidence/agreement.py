@@ -45,9 +45,11 @@ def temporal_signal(units: Sequence[Mapping[str, Any]]) -> Signal | None:
     available = [u for u in tracks if u["temporal"]["available"]]
     if not available:
         return Signal(NO_INFORMATION, tracks[0]["temporal"]["reason"])
-    unit = max(available, key=lambda u: u["temporal"]["probability"])
-    stance = _STANCE_OF_VERDICT.get(unit["temporal"].get("verdict", ""), NO_INFORMATION)
-    return Signal(stance, f"{unit['id']}: temporal P(fake) {unit['temporal']['probability']:.2f}")
+    unit = max(available, key=lambda u: u["temporal"]["video_probability"])
+    t = unit["temporal"]
+    stance = _STANCE_OF_VERDICT.get(t.get("verdict", ""), NO_INFORMATION)  # the video band's verdict
+    return Signal(stance, f"{unit['id']}: temporal P(fake) {t['probability']:.2f}, video (frames + flicker) "
+                          f"P(fake) {t['video_probability']:.2f}, {t['verdict']}")
 
 
 def _verb(names: Sequence[str], one: str, many: str) -> str:

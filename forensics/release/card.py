@@ -139,3 +139,62 @@ def write_release_card(path: Path, figures: dict[str, Any], cfg, work: pd.DataFr
               "OOD guard catches only what is far in the CNN's embedding"]
     write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path
+
+
+README_START, README_END = "<!-- release-summary:start -->", "<!-- release-summary:end -->"
+
+
+def summary_table(figures: dict[str, Any], cfg) -> str:
+    """The release figures against the issue's targets, one row each (what the README shows)."""
+    choice, test = figures["choice"], figures["test"]
+    worst = {}
+    for ident, rec in figures["loio"].items():
+        cells = [r for r in rec["fpr"] if r["identity"] == ident and r["n"] >= 50]
+        if cells:
+            worst[ident] = (min(c["fpr"] for c in cells), max(c["fpr"] for c in cells))
+    loio = ", ".join(f"{i} {_pct(lo)}-{_pct(hi)}" for i, (lo, hi) in sorted(worst.items()))
+    loio_met = all(hi <= TARGET_FPR for _, hi in worst.values())
+    test_cells = [r for r in test["decisions"]["fpr"] if r["n"] >= 50]
+    test_worst = {}
+    for r in test_cells:
+        test_worst[r["identity"]] = max(test_worst.get(r["identity"], 0.0), r["fpr"])
+    test_met = all(v <= TARGET_FPR for v in test_worst.values())
+    auc = test["auc"]
+    blend, poisson = auc.get("blend", {}).get("auc", float("nan")), auc.get("poisson", {}).get("auc", float("nan"))
+    per_det = test.get("auc_per_detector", {})
+    alone = ", ".join(f"{n} {v['blend']['auc']:.3f} / {v['poisson']['auc']:.3f}" for n, v in sorted(per_det.items())
+                      if "blend" in v and "poisson" in v)
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    rows = [["scorer chosen (fusion only where it wins)",
+             f"**{choice['scorer']}** (worst-identity FPR at TPR {choice['compared_at_tpr']}: "
+             + ", ".join(f"{k} {_pct(v['worst_identity_fpr'])}" for k, v in sorted(choice["candidates"].items())) + ")"],
+            ["LOIO FPR per identity, best-worst perturbation (<= 10%)", f"{loio}: {met(loio_met)}"],
+            ["test FPR, worst perturbation per identity (<= 10%)",
+             ", ".join(f"{i} {_pct(v)}" for i, v in sorted(test_worst.items())) + f": {met(test_met)}"],
+            ["test AUC self-blends (>= 0.90) / unseen Poisson swap (>= 0.80)",
+             f"{blend:.3f} / {poisson:.3f}: {met(blend >= 0.9 and poisson >= 0.8)} (each detector alone: {alone})"],
+            ["ECE on test (<= 0.05)", f"{test['ece']['all']:.3f}: {met(test['ece']['all'] <= 0.05)}"]]
+    if figures.get("seeds"):
+        s = figures["seeds"]
+        rows.append(["CNN test AUC over 3 seeds (spread <= 0.03)",
+                     ", ".join(f"{v:.3f}" for v in s["auc_per_seed"].values())
+                     + f": spread {s['spread']:.3f}, {met(s['spread'] <= 0.03)}; seed-ensemble {s['ensemble_auc']:.3f}"])
+    if figures.get("ood"):
+        o = figures["ood"]
+        rows.append(["OOD guard: test reals / non-face crops flagged",
+                     f"{_pct(o['test_reals_flagged'])} / {_pct(o['non_faces_flagged'])}"])
+    if figures.get("attribution"):
+        rows.append(["attribution accuracy on test (real, zoo members, unknown)",
+                     f"{figures['attribution']['accuracy']:.3f}"])
+    return "\n".join(_table(["figure (target)", "this bundle"], rows)) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> bool:
+    """Replace the text between the README's release-summary markers; False when it has none."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}")
+    return True

@@ -158,8 +158,9 @@ def measure_guard(guard: Any, cnn: Any, test: pd.DataFrame, test_images: np.ndar
 
 
 def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseConfig(),
-                log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) the release recipe; returns the bundle folder OUT/bundle."""
+                log: Callable[[str], None] = print, readme: Path | None = None) -> Path:
+    """Run (or resume) the release recipe; returns the bundle folder OUT/bundle. OUT/summary.md holds the
+    figures against their targets; with `readme`, the same table replaces the README's release summary."""
     from forensics.bundle.build import DEFAULT_FACE
     from forensics.bundle.model import save_bundle
     from forensics.bundle.ood import OODGuard
@@ -167,7 +168,7 @@ def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseC
     from forensics.data.manifest import read_manifest
     from forensics.data.starter import StarterConfig, build_starter
     from forensics.release.calibrate import choose_scorer
-    from forensics.release.card import write_release_card
+    from forensics.release.card import summary_table, update_readme, write_release_card
     from forensics.release.dataset import build_release_dataset
     from forensics.release.measure import loio_decisions, seed_spread, test_figures
     from forensics.release.train import embeddings_of, load_crops, perturbed_copies, run_final, run_folds
@@ -250,5 +251,9 @@ def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseC
     (out / "metrics.json").write_text(json.dumps(figures, indent=2, sort_keys=True, default=float) + "\n")
     write_release_card(bundle / "MODEL_CARD.md", figures, cfg, work, test)
     shutil.copyfile(bundle / "MODEL_CARD.md", out / "report.md")
+    table = summary_table(figures, cfg)
+    (out / "summary.md").write_text(table)
+    if readme is not None:
+        log(f"          {'updated' if update_readme(readme, table) else 'no release-summary markers in'} {readme}")
     stage(f"done: {bundle} (model card {bundle / 'MODEL_CARD.md'})")
     return bundle

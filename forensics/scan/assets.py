@@ -82,9 +82,11 @@ class TimelineSeries:
 
 
 def timeline_png(series: Sequence[TimelineSeries], band: tuple[float, float], duration_s: float,
-                 no_face_times: np.ndarray, marked_times: Sequence[float], title: str) -> bytes:
+                 no_face_times: np.ndarray, marked_times: Sequence[float], title: str,
+                 flicker_times: Sequence[float] = ()) -> bytes:
     """Per-frame fused probability of every track over time (top) and every detector's (bottom), the
-    decision band shaded, frames without a face as a grey rug, the listed top frames marked."""
+    decision band shaded, frames without a face as a grey rug, the listed top frames marked, and the frames
+    whose flicker drives a temporal score above 0.5 as purple ticks on top."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -104,6 +106,8 @@ def timeline_png(series: Sequence[TimelineSeries], band: tuple[float, float], du
         top.plot(no_face_times, np.full(len(no_face_times), -0.03), "|", color="grey", ms=6, label="no face")
     for t in marked_times:
         top.axvline(t, color="#d62728", lw=0.8, ls=":")
+    if len(flicker_times):
+        top.plot(flicker_times, np.full(len(flicker_times), 1.03), "v", color="#9467bd", ms=5, label="flicker")
     top.set_ylabel("fused P(fake)")
     top.set_title(title, fontsize=10)
     if series or len(no_face_times):

@@ -1,45 +1,92 @@
-"""The per-track temporal step: one call per face track, wired to the bundle's temporal model when it has one.
+"""The scan's temporal step: flicker features on each face track, the bundle's video model, the track's video score.
 
-Per-frame face scores miss what only shows over time (a per-frame face swap flickers). The video work
-(`forensics.video`: track features such as landmark jitter and face-vs-background flicker, and the `temporal`
-detector over them) supplies the model; a bundle that carries it will list a "temporal" entry in its
-bundle.json. Until then every track gets `available: false` with the reason, and the report says so.
+Per-frame face scores miss what only shows over time (a per-frame face swap flickers). While the frames of a
+chunk are in memory, every face goes to a `forensics.video.segments.TrackSegmenter`; each completed segment
+(the clip length the model was trained on) gets the temporal detector's P(fake) and the fused video P(fake)
+(`forensics.video.model.VideoModel`). A track's temporal record lists its segments; its video score is their
+mean, and decides the track's verdict with the video band. A bundle without a video model, or a scan whose
+keyframe spacing differs from the one the model was trained with, gets `available: false` and the reason.
 
-A track is handed over with what the video features need and the scan already has: frame indices, boxes,
-landmarks, which entries were detected (not interpolated), and the per-frame fused probabilities; the
-frames themselves are not kept (a long video would not fit in memory), so a temporal model that needs
-pixels must read its clip's frames while the chunk is in memory (`forensics.scan.faces.AnalysedFrame`).
+`feed_chunk` is also what trains the model (`forensics.video.release`): features are measured one way.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from forensics.video.segments import Segment, TrackSegmenter
+
 NO_TEMPORAL_MODEL = "no temporal model in bundle"
-
-
-@dataclass(frozen=True)
-class TrackForTemporal:
-    """A face track as the temporal step sees it (field names as in `forensics.video.tracks.FaceTrack`)."""
-
-    frame_idx: np.ndarray  # [T] int64
-    boxes: np.ndarray  # [T,4]
-    landmarks: np.ndarray  # [T,5,2]
-    detected: np.ndarray  # [T] bool
-    scores: np.ndarray  # [T] fused per-frame probability
-    fps: float
+FLICKER_MARKS = 3  # frames marked on the timeline per suspicious segment
 
 
 def has_temporal_model(bundle: Any) -> bool:
-    return "temporal" in bundle.meta
+    return getattr(bundle, "video_model", None) is not None
 
 
-def temporal_score(bundle: Any, track: TrackForTemporal) -> dict[str, Any]:
-    """{available, probability, score, reason} for one track. Today's bundles carry no temporal model."""
+def unavailable_reason(bundle: Any, every: int) -> str | None:
+    """Why this scan cannot use the bundle's video model, or None when it can."""
     if not has_temporal_model(bundle):
-        return {"available": False, "probability": None, "score": None, "reason": NO_TEMPORAL_MODEL}
-    # A bundle that declares a temporal model this scan version cannot run is reported, never ignored.
-    return {"available": False, "probability": None, "score": None,
-            "reason": "the bundle's temporal model is not supported by this version of the scan"}
+        return NO_TEMPORAL_MODEL
+    if bundle.video_model.every != every:
+        return (f"the bundle's temporal model was trained with detection every {bundle.video_model.every} frames; "
+                f"this scan detects every {every}")
+    return None
+
+
+def new_segmenter(bundle: Any, fps: float) -> TrackSegmenter:
+    return bundle.video_model.segmenter(fps)
+
+
+def feed_chunk(segmenter: TrackSegmenter, chunk: Sequence[Any], probabilities: Sequence[float]) -> list[Segment]:
+    """Every face of a chunk of `forensics.scan.faces.AnalysedFrame`s, in order, with its fused probability
+    (`probabilities` in the same face order: frame by frame, face by face) -> the segments completed."""
+    done: list[Segment] = []
+    k = 0
+    for af in chunk:
+        for ff in af.faces:
+            done += segmenter.add(ff.track, af.index, af.frame, ff.face.box, ff.face.landmarks, ff.keyframe,
+                                  float(probabilities[k]))
+            k += 1
+        done += segmenter.finish_missing({ff.track for ff in af.faces})
+    return done
+
+
+def score_segments(bundle: Any, segments: Sequence[Segment]) -> list[dict[str, Any]]:
+    """Each segment's record: frames, the frame score mean, temporal and fused P(fake), verdict, features."""
+    if not segments:
+        return []
+    model = bundle.video_model
+    temporal, fused = model.score_segments([s.features for s in segments],
+                                           np.array([s.frames_mean for s in segments]))
+    return [{"first_frame": int(s.frame_idx[0]), "last_frame": int(s.frame_idx[-1]), "frames": int(s.frame_idx.size),
+             "frames_probability": round(s.frames_mean, 6), "temporal_probability": round(float(t), 6),
+             "probability": round(float(f), 6), "verdict": model.band.verdict(float(f)),
+             "features": {k: (None if not np.isfinite(v) else round(float(v), 5)) for k, v in sorted(s.features.items())},
+             "flicker_frames": _flicker_frames(s)}
+            for s, t, f in zip(segments, temporal, fused)]
+
+
+def _flicker_frames(segment: Segment) -> list[int]:
+    """The frames where the face's warping error most exceeds the background's: where the flicker is."""
+    f = np.where(np.isfinite(segment.flicker), segment.flicker, -np.inf)
+    order = np.argsort(-f, kind="stable")[:FLICKER_MARKS]
+    return sorted(int(segment.frame_idx[i]) for i in order if np.isfinite(f[i]))
+
+
+def track_temporal(bundle: Any, reason: str | None, segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """A track's temporal record: its segments and their means (None when unavailable or no segment was long
+    enough: the track is then judged on its frames alone)."""
+    if reason is None and not segments:
+        reason = "track too short for a temporal segment"
+    if reason is not None:
+        return {"available": False, "probability": None, "video_probability": None, "reason": reason,
+                "segments": []}
+    model = bundle.video_model
+    video = float(np.mean([s["probability"] for s in segments]))
+    return {"available": True, "probability": round(float(np.mean([s["temporal_probability"] for s in segments])), 6),
+            "video_probability": round(video, 6), "verdict": model.band.verdict(video),
+            "band": [round(model.band.low, 6), round(model.band.high, 6)],
+            "segment_seconds": model.segment_seconds, "reason": None, "segments": segments}

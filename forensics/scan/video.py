@@ -23,7 +23,8 @@ from forensics.scan.faces import AnalysedFrame, VideoFaceTracker
 from forensics.scan.image import rounded_record, sig
 from forensics.scan.prefetch import prefetch
 from forensics.scan.quality import face_pixels, sharpness
-from forensics.scan.temporal import TrackForTemporal, temporal_score
+from forensics.scan.temporal import (feed_chunk, new_segmenter, score_segments, track_temporal,
+                                     unavailable_reason)
 from forensics.scan.verdict import (FACE_TOO_SMALL, OUT_OF_DISTRIBUTION, aggregate, decide, file_verdict, ood_reasons,
                                     quality_reasons,
                                     segment_reason)
@@ -40,7 +41,6 @@ class TrackColumns:
     time_s: list[float] = field(default_factory=list)
     keyframe: list[bool] = field(default_factory=list)
     box: list[list[float]] = field(default_factory=list)
-    landmarks: list[np.ndarray] = field(default_factory=list)
     face_px: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
     probability: list[float] = field(default_factory=list)
@@ -50,14 +50,13 @@ class TrackColumns:
     raw: dict[str, list[float]] = field(default_factory=dict)
     peak: tuple[float, int, np.ndarray] | None = None  # (probability, frame, crop) of its most suspicious frame
 
-    def add(self, frame: int, t: float, keyframe: bool, box: np.ndarray, landmarks: np.ndarray, crop: np.ndarray,
+    def add(self, frame: int, t: float, keyframe: bool, box: np.ndarray, crop: np.ndarray,
             record: dict[str, Any]) -> None:
         p = record["probability"]
         self.frame.append(frame)
         self.time_s.append(round(t, 4))
         self.keyframe.append(keyframe)
         self.box.append([round(float(v), 2) for v in box])
-        self.landmarks.append(landmarks)
         self.face_px.append(round(face_pixels(box), 1))
         self.sharpness.append(sig(sharpness(crop), 4))
         self.probability.append(p)
@@ -121,6 +120,10 @@ class VideoAccumulator:
         self.candidates: list[Candidate] = []
         # (peak probability, frame index, frame, boxes): the most suspicious frame, drawn once at the end
         self.thumb: tuple[float, int, np.ndarray, list[BoxLabel]] | None = None
+        # flicker segments per track, while the frames are in memory (forensics.scan.temporal)
+        self.temporal_reason = unavailable_reason(ctx.bundle, ctx.settings.every)
+        self.segmenter = new_segmenter(ctx.bundle, stream.fps) if self.temporal_reason is None else None
+        self.segments: dict[int, list[Any]] = {}
 
     def add_chunk(self, chunk: list[AnalysedFrame]) -> None:
         pairs = [(af, ff) for af in chunk for ff in af.faces]
@@ -131,8 +134,11 @@ class VideoAccumulator:
             record = rounded_record(scores.face(i))
             t = self.stream.time_of(af.index)
             self.tracks.setdefault(ff.track, TrackColumns(ff.track)).add(
-                af.index, t, ff.keyframe, ff.face.box, ff.face.landmarks, ff.crop, record)
+                af.index, t, ff.keyframe, ff.face.box, ff.crop, record)
             by_frame.setdefault(af.index, []).append((ff, record))
+        if self.segmenter is not None:
+            with self.ctx.timer.stage("temporal"):
+                self._keep(feed_chunk(self.segmenter, chunk, scores.fused if scores is not None else []))
         for af in chunk:
             self.analysed += 1
             self.last_frame = af.index
@@ -149,6 +155,16 @@ class VideoAccumulator:
             if self.thumb is None or peak > self.thumb[0]:
                 self._set_thumb(peak, af, faces)
 
+    def _keep(self, segments: list[Any]) -> None:
+        for seg in segments:
+            self.segments.setdefault(seg.track, []).append(seg)
+
+    def finish(self) -> None:
+        """Score the segments still open when the video ends."""
+        if self.segmenter is not None:
+            with self.ctx.timer.stage("temporal"):
+                self._keep(self.segmenter.finish_all())
+
     def _offer(self, c: Candidate) -> None:
         self.candidates.append(c)
         if len(self.candidates) > 2 * CANDIDATES_KEPT:  # prune, keeping a spread of frames to choose from
@@ -160,7 +176,10 @@ class VideoAccumulator:
         self.thumb = (peak, af.index, af.frame.copy(), labels)  # the chunk's frames are released after it
 
 
-def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: str) -> tuple[dict[str, Any], bytes]:
+def _track_record(cols: TrackColumns, ctx: ScanContext, temporal: dict[str, Any],
+                  asset_dir: str) -> tuple[dict[str, Any], bytes]:
+    """A track's record; with a temporal record that is `available`, its video score (frames and flicker fused)
+    decides the track, judged by the video band."""
     rules, bundle = ctx.rules, ctx.bundle
     fused = np.asarray(cols.probability)
     px = np.asarray(cols.face_px)
@@ -180,13 +199,13 @@ def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: s
     if ood.size and ood.mean() > 0.5:
         quality.append(f"{OUT_OF_DISTRIBUTION}: {int(ood.sum())} of {ood.size} frames' faces are unlike every face "
                        "the bundle was calibrated on")
+    frames_probability = probability
     model_verdict = bundle.decision.verdict(probability)
+    band = ctx.band
+    if temporal["available"]:
+        probability, model_verdict, band = temporal["video_probability"], temporal["verdict"], tuple(temporal["band"])
     quality += segment_reason(agg, ctx.band, model_verdict)
-    verdict, reasons = decide(model_verdict, probability, ctx.band, {n: d["verdict"] for n, d in det.items()}, quality)
-    with ctx.timer.stage("temporal"):
-        temporal = temporal_score(bundle, TrackForTemporal(
-            np.asarray(cols.frame, np.int64), np.asarray(cols.box, np.float64).reshape(-1, 4),
-            np.asarray(cols.landmarks, np.float64).reshape(-1, 5, 2), np.asarray(cols.keyframe, bool), fused, fps))
+    verdict, reasons = decide(model_verdict, probability, band, {n: d["verdict"] for n, d in det.items()}, quality)
     assert cols.peak is not None
     name = f"track-{cols.track + 1}.png"
     frames_disagree = sum(1 for i in range(len(cols.frame))
@@ -197,7 +216,8 @@ def _track_record(cols: TrackColumns, ctx: ScanContext, fps: float, asset_dir: s
         "frames": len(cols.frame), "detected_frames": int(sum(cols.keyframe)),
         "first_frame": cols.frame[0], "last_frame": cols.frame[-1],
         "start_s": cols.time_s[0], "end_s": cols.time_s[-1],
-        "probability": sig(probability), "aggregate": {k: (sig(v) if k != "k" else v) for k, v in agg.items()},
+        "probability": sig(probability), "frames_probability": sig(frames_probability),
+        "aggregate": {k: (sig(v) if k != "k" else v) for k, v in agg.items()},
         "detectors": det, "model_verdict": model_verdict, "verdict": verdict, "reasons": reasons,
         "quality": {"face_px_median": round(float(np.median(px)), 1), "usable_frames": int(usable.sum()),
                     "frames_too_small": int((~usable).sum()),
@@ -227,11 +247,15 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     chunks: Iterator[list[AnalysedFrame]] = prefetch(tracker.run(frames))  # tracking overlaps scoring
     for chunk in chunks:
         acc.add_chunk(chunk)
+    acc.finish()
     fps = stream.fps if stream.fps > 0 else 25.0
     assets: dict[str, bytes] = {}
     units = []
     for t in sorted(acc.tracks):
-        record, png = _track_record(acc.tracks[t], ctx, fps, asset_dir)
+        with ctx.timer.stage("temporal"):
+            temporal = track_temporal(ctx.bundle, acc.temporal_reason,
+                                      score_segments(ctx.bundle, acc.segments.get(t, [])))
+        record, png = _track_record(acc.tracks[t], ctx, temporal, asset_dir)
         units.append(record)
         assets[f"track-{t + 1}.png"] = png
     top = pick_top_frames(acc.candidates, settings.top_frames, max(settings.every, int(round(fps / 2))))
@@ -252,7 +276,9 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
         assets["timeline.png"] = timeline_png(
             [TimelineSeries(u["track"], np.asarray(u["series"]["time_s"]), np.asarray(u["series"]["probability"]),
                             {n: np.asarray(v) for n, v in u["series"]["detectors"].items()}) for u in units],
-            ctx.band, duration, np.asarray(acc.no_face) / fps, [c.time_s for c in top], path.name)
+            ctx.band, duration, np.asarray(acc.no_face) / fps, [c.time_s for c in top], path.name,
+            flicker_times=[i / fps for u in units for s in u["temporal"]["segments"]
+                           if s["temporal_probability"] >= 0.5 for i in s["flicker_frames"]])
         if acc.thumb is not None:
             assets["thumb.jpg"] = encode_jpeg(thumbnail(acc.thumb[2], acc.thumb[3], settings.thumb_side))
     video = {

@@ -57,12 +57,11 @@ def _log_ratio(a: float, b: float, eps: float) -> float:
     return float(np.log((a + eps) / (b + eps)))
 
 
-def track_region(track: FaceTrack, shape: tuple[int, int], grow: float = 3.0,
-                 face_px: int = 64) -> tuple[tuple[int, int, int, int], float]:
-    """A fixed window around the track (`grow` x the median face box, clipped to the frame) and the scale that
-    makes the median face `face_px` wide. -> ((x0, y0, x1, y1), scale)"""
+def window_around(box: np.ndarray, shape: tuple[int, int], grow: float = 3.0,
+                  face_px: int = 64) -> tuple[tuple[int, int, int, int], float]:
+    """A window `grow` x the face box (x1, y1, x2, y2) wide around its centre, clipped to a frame of `shape`,
+    and the scale that makes the face `face_px` wide. -> ((x0, y0, x1, y1), scale)"""
     h, w = shape
-    box = np.median(track.boxes, axis=0)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = max(box[2] - box[0], box[3] - box[1], 4.0)
     half = side * grow / 2
@@ -73,11 +72,18 @@ def track_region(track: FaceTrack, shape: tuple[int, int], grow: float = 3.0,
     return (x0, y0, x1, y1), face_px / side
 
 
-def _region_frames(frames: Sequence[np.ndarray], window: tuple[int, int, int, int], scale: float) -> list[np.ndarray]:
+def track_region(track: FaceTrack, shape: tuple[int, int], grow: float = 3.0,
+                 face_px: int = 64) -> tuple[tuple[int, int, int, int], float]:
+    """A fixed window around the whole track: `window_around` its median box."""
+    return window_around(np.median(track.boxes, axis=0), shape, grow, face_px)
+
+
+def region_frame(frame: np.ndarray, window: tuple[int, int, int, int], scale: float) -> np.ndarray:
+    """The window of one frame, rescaled by `scale`. [H,W,3] -> [h,w,3]"""
     x0, y0, x1, y1 = window
     size = (max(8, int(round((x1 - x0) * scale))), max(8, int(round((y1 - y0) * scale))))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return [cv2.resize(np.ascontiguousarray(f[y0:y1, x0:x1]), size, interpolation=interp) for f in frames]
+    return cv2.resize(np.ascontiguousarray(frame[y0:y1, x0:x1]), size, interpolation=interp)
 
 
 def _jitter(points: np.ndarray, norm: np.ndarray) -> tuple[float, float, float]:
@@ -131,19 +137,11 @@ def score_features(scores: np.ndarray | None) -> dict[str, float]:
     return {"score_std": float(np.std(logit)), "score_diff": float(np.mean(np.abs(np.diff(logit))))}
 
 
-def track_features(frames: Sequence[np.ndarray], track: FaceTrack, scores: np.ndarray | None = None,
-                   face_px: int = 64) -> dict[str, float]:
-    """Temporal features of one face track. frames[i] is the RGB frame [H,W,3] of track entry i (the frame
-    `track.frame_idx[i]`); scores (optional) [T] per-frame P(fake) of the track's face. -> {name: value}"""
-    if len(frames) != len(track):
-        raise ValueError(f"{len(frames)} frames for a track of {len(track)}")
-    if len(track) < 3:
-        raise ValueError("temporal features need a track of at least 3 frames")
-    window, scale = track_region(track, frames[0].shape[:2], face_px=face_px)
-    region = _region_frames(frames, window, scale)
+def region_features(region: Sequence[np.ndarray], boxes: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    """The flicker features of a face in region frames (a fixed window around it, rescaled so the face is about
+    64 px wide); boxes [T,4] in region pixels. -> ({name: value}, per-frame flicker [T]: the face's warping
+    error over the background's, log ratio, NaN on the first frame)"""
     shape = region[0].shape[:2]
-    offset = np.array([window[0], window[1], window[0], window[1]], np.float64)
-    boxes = (track.boxes - offset) * scale  # [T,4] in region pixels
     face = [ellipse_mask(shape, b) for b in boxes]
     inner = [ellipse_mask(shape, b, 0.6) for b in boxes]  # eyes, nose, mouth: well inside any blend mask
     ring = [ellipse_mask(shape, b, 1.1) & ~ellipse_mask(shape, b, 0.75) for b in boxes]  # where blend seams lie
@@ -165,6 +163,21 @@ def track_features(frames: Sequence[np.ndarray], track: FaceTrack, scores: np.nd
         "hf_variation": float(np.nanstd(hf) / (np.nanmean(hf) + 1.0)),
         "hf_ratio_std": float(np.nanstd(np.log((hf + 1.0) / (hb + 1.0)))),
     }
+    per_frame = np.concatenate([[np.nan], np.log((wf + 0.5) / (wb + 0.5))])
+    return out, per_frame
+
+
+def track_features(frames: Sequence[np.ndarray], track: FaceTrack, scores: np.ndarray | None = None,
+                   face_px: int = 64) -> dict[str, float]:
+    """Temporal features of one face track. frames[i] is the RGB frame [H,W,3] of track entry i (the frame
+    `track.frame_idx[i]`); scores (optional) [T] per-frame P(fake) of the track's face. -> {name: value}"""
+    if len(frames) != len(track):
+        raise ValueError(f"{len(frames)} frames for a track of {len(track)}")
+    if len(track) < 3:
+        raise ValueError("temporal features need a track of at least 3 frames")
+    window, scale = track_region(track, frames[0].shape[:2], face_px=face_px)
+    offset = np.array([window[0], window[1], window[0], window[1]], np.float64)
+    out, _ = region_features([region_frame(f, window, scale) for f in frames], (track.boxes - offset) * scale)
     out.update(landmark_features(track))
     out.update(score_features(scores))
     return out

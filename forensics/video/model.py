@@ -1,0 +1,92 @@
+"""The video model a bundle carries: the temporal detector, its fusion with the frame scores, the band.
+
+A track is scored segment by segment (`forensics.video.segments`): the temporal detector turns a segment's
+flicker features into P(fake); the fusion (stacked logistic regression, `forensics.video.fusion.FusionModel`)
+combines it with the mean of the bundle's per-frame fused probabilities over the segment; a track's video
+score is the mean over its segments, judged by its own decision band (fitted on leave-one-video-out scores so
+that it bounds the worst source video's false-positive rate).
+
+The features depend on how faces are found (landmark jitter is measured between detections), so the model
+records the scan's keyframe spacing (`every`) and segment length it was trained with; a scan with other
+settings reports the temporal score as unavailable rather than scoring out of its calibration.
+
+Saved as a folder: video_model.json (settings, band, figures), detector/ (TemporalDetector), fusion/.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.calibration import DecisionBand
+from forensics.data.media import write_bytes_atomic
+
+VIDEO_MODEL_FORMAT = "forensics-video-model/1"
+FRAMES_INPUT, TEMPORAL_INPUT = "frames:mean", "temporal"
+
+
+@dataclass
+class VideoModel:
+    temporal: Any  # forensics.detectors.temporal.TemporalDetector
+    fusion: Any  # forensics.video.fusion.FusionModel over (FRAMES_INPUT, TEMPORAL_INPUT)
+    band: DecisionBand  # on the fused video score
+    every: int  # the scan's keyframe spacing the features were measured with
+    segment_seconds: float
+    face_px: int = 64
+    record: dict[str, Any] = field(default_factory=dict)  # how it was trained and its figures
+
+    def segmenter(self, fps: float) -> Any:
+        """A `TrackSegmenter` cutting tracks as this model's training clips were cut."""
+        from forensics.video.segments import TrackSegmenter, segment_length
+
+        return TrackSegmenter(segment_length(self.segment_seconds, fps), self.face_px)
+
+    def score_segments(self, features: list[dict[str, float]], frames_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment: the temporal P(fake) and the fused video P(fake). -> ([S], [S])"""
+        import pandas as pd
+
+        temporal = self.temporal.predict_proba(features)
+        inputs = pd.DataFrame({FRAMES_INPUT: np.asarray(frames_mean, np.float64), TEMPORAL_INPUT: temporal})
+        return temporal, self.fusion.predict_proba(inputs)
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        self.temporal.save(directory / "detector")
+        self.fusion.save(directory / "fusion")
+        config = {"format": VIDEO_MODEL_FORMAT, "every": self.every, "segment_seconds": self.segment_seconds,
+                  "face_px": self.face_px, "band": self.band.to_dict(), "record": self.record}
+        write_bytes_atomic(directory / "video_model.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "VideoModel":
+        """A saved video model; a broken record or model file raises CheckpointError naming it."""
+        import forensics.detectors as registry
+        from forensics.modelfiles import CheckpointError, check_finite_numbers, read_json_object
+        from forensics.video.fusion import FusionModel
+
+        directory = Path(directory)
+        path = directory / "video_model.json"
+        config = read_json_object(path, ("format", "every", "segment_seconds", "face_px", "band"), "video model")
+        if config["format"] != VIDEO_MODEL_FORMAT:
+            raise CheckpointError(f"{path}: format {config['format']!r}, expected {VIDEO_MODEL_FORMAT!r}")
+        check_finite_numbers(path, config["band"], "band")
+        try:
+            band = DecisionBand(**config["band"])
+            every, seconds, face_px = int(config["every"]), float(config["segment_seconds"]), int(config["face_px"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        if every < 1 or not 0.1 <= seconds <= 60 or not 16 <= face_px <= 256:
+            raise CheckpointError(f"{path}: every {every}, segment_seconds {seconds} or face_px {face_px} out of range")
+        temporal = registry.load(directory / "detector")
+        if temporal.name != "temporal":
+            raise CheckpointError(f"{directory / 'detector'}: a {temporal.name!r} detector, expected 'temporal'")
+        fusion = FusionModel.load(directory / "fusion")
+        if tuple(fusion.inputs) != (FRAMES_INPUT, TEMPORAL_INPUT):
+            raise CheckpointError(f"{directory / 'fusion'}: inputs {list(fusion.inputs)}, expected "
+                                  f"{[FRAMES_INPUT, TEMPORAL_INPUT]}")
+        return cls(temporal, fusion, band, every, seconds, face_px, dict(config.get("record") or {}))
+

@@ -1,0 +1,160 @@
+"""Temporal flicker in the scan's video verdicts: the track segmenter, the bundle's video model (save, load,
+refusals), and a real video whose face flickers scored above the same video untouched, through the scan path."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forensics.data.media import iter_frames, write_video
+from tests.test_scan_helpers import STARTER, build_toy_bundle
+
+FPS = 25.0
+SEGMENT_S = 1.0  # 25 frames: the toy model's segments
+
+
+def _flickered(frames: list[np.ndarray], box: np.ndarray, strength: float, seed: int) -> list[np.ndarray]:
+    """The face box re-noised on every frame (what a per-frame swap's blending does, exaggerated)."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    out = []
+    for f in frames:
+        g = f.astype(np.float32)
+        g[y0:y1, x0:x1] += rng.normal(0, strength, (y1 - y0, x1 - x0, 1))
+        out.append(np.clip(g, 0, 255).astype(np.uint8))
+    return out
+
+
+def _video_and_box(name: str, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first `n` frames of a real starter video and its face box on the first frame."""
+    from forensics.data.faces import FaceDetector
+
+    frames = [f for _, f in iter_frames(STARTER / name, max_frames=n)]
+    face = max(FaceDetector(min_score=0.9).detect([frames[0]])[0], key=lambda f: f.score)
+    return frames, face.box
+
+
+@pytest.fixture(scope="module")
+def source() -> tuple[list[np.ndarray], np.ndarray]:
+    """What the toy video model trains on (72 frames of one person)."""
+    return _video_and_box("single_face.mp4", 72)
+
+
+@pytest.fixture(scope="module")
+def temporal_bundle(tmp_path_factory, source) -> Path:
+    """A toy bundle with a video model trained, the scan's way, on the untouched video and flickered copies."""
+    from forensics.data.faces import FaceDetector
+    from forensics.scan.faces import FaceFinder
+    from forensics.bundle.model import load_bundle
+    from forensics.video.release import VideoModelConfig, _row_of, attach_to_bundle, clip_segments, fit_video_model
+
+    root = build_toy_bundle(tmp_path_factory.mktemp("bundle") / "toy")
+    bundle = load_bundle(root)
+    frames, box = source
+    cfg = VideoModelConfig(segment_seconds=SEGMENT_S, conditions=("none",), min_reals_per_video=1)
+    finder = FaceFinder(FaceDetector(min_score=0.9), 480, 40)
+    rows = []
+    for k, start in enumerate((0, 8, 16, 24, 32)):  # five "source videos": clips at different offsets
+        clip = frames[start:start + 40]
+        for label, strength in ((0, 0.0), (1, 6.0 + 3 * k), (1, 12.0 + 2 * k)):
+            pix = clip if strength == 0 else _flickered(clip, box, strength, seed=k)
+            row = _row_of(clip_segments(pix, FPS, bundle, finder, cfg))
+            assert row is not None
+            rows.append({**row, "label": label, "source": f"v{k}", "split": "train", "cond": "none",
+                         "sample_id": f"v{k}-{label}-{strength}", "fake_type": "flicker" if label else "real"})
+    model, _ = fit_video_model(pd.DataFrame(rows), cfg)
+    attach_to_bundle(root, model)
+    return root
+
+
+@pytest.mark.slow  # a toy bundle, MTCNN on 15 short clips and two scans: ~40 s
+def test_flickering_track_scores_above_the_same_video_untouched(tmp_path, temporal_bundle) -> None:
+    from forensics.scan.pipeline import run_scan
+    from forensics.scan.settings import ScanSettings
+
+    frames, box = _video_and_box("franck.mp4", 50)  # another person and camera than the model trained on
+    case = tmp_path / "case"
+    case.mkdir()
+    write_video(case / "untouched.mp4", frames, fps=FPS)
+    write_video(case / "flicker.mp4", _flickered(frames, box, 10.0, seed=99), fps=FPS)
+    run_scan([str(case)], tmp_path / "out", temporal_bundle, ScanSettings(evidence=False), progress=False, log=lambda m: None)
+    doc = json.loads((tmp_path / "out" / "scan.json").read_text())
+    tracks = {Path(f["path"]).name: f["faces"][0] for f in doc["files"]}
+    real, fake = tracks["untouched.mp4"]["temporal"], tracks["flicker.mp4"]["temporal"]
+    assert real["available"] and fake["available"], (real["reason"], fake["reason"])
+    assert len(fake["segments"]) == 2  # 50 frames in segments of 25
+    assert fake["probability"] > real["probability"] + 0.2, (fake["probability"], real["probability"])
+    assert fake["video_probability"] > real["video_probability"]
+    # the track's score is the video score, and the frames' mean is kept beside it
+    assert tracks["flicker.mp4"]["probability"] == pytest.approx(fake["video_probability"], rel=1e-3)
+    assert "frames_probability" in tracks["flicker.mp4"]
+    assert all(s["flicker_frames"] for s in fake["segments"])
+
+
+@pytest.mark.slow
+def test_a_scan_detecting_at_another_spacing_says_why_it_has_no_temporal_score(tmp_path, temporal_bundle,
+                                                                              source) -> None:
+    from forensics.scan.pipeline import run_scan
+    from forensics.scan.settings import ScanSettings
+
+    frames, _ = source
+    case = tmp_path / "case"
+    case.mkdir()
+    write_video(case / "clip.mp4", frames[:30], fps=FPS)
+    run_scan([str(case)], tmp_path / "out", temporal_bundle, ScanSettings(evidence=False, every=5), progress=False,
+             log=lambda m: None)
+    track = json.loads((tmp_path / "out" / "scan.json").read_text())["files"][0]["faces"][0]
+    assert not track["temporal"]["available"]
+    assert "every 10" in track["temporal"]["reason"] and "every 5" in track["temporal"]["reason"]
+    assert track["probability"] == track["frames_probability"]
+
+
+def test_segmenter_cuts_tracks_into_segments_and_closes_ended_tracks() -> None:
+    from forensics.video.segments import TrackSegmenter
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    box, marks = np.array([60.0, 30.0, 100.0, 80.0]), np.tile([[70.0, 45.0]], (5, 1))
+    seg = TrackSegmenter(segment_frames=10, min_frames=4)
+    done = []
+    for i in range(25):  # track 0: 25 frames -> 10 + 10 + 5
+        done += seg.add(0, i, frame, box, marks + rng.normal(0, 0.2, marks.shape), i % 3 == 0, 0.2)
+        if i < 3:  # track 1: 3 frames, then gone: too short to score
+            seg.add(1, i, frame, box + 5, marks, True, 0.9)
+        done += seg.finish_missing({0, 1} if i < 3 else {0})
+    done += seg.finish_all()
+    assert [(s.track, int(s.frame_idx[0]), s.frame_idx.size) for s in done] == [(0, 0, 10), (0, 10, 10), (0, 20, 5)]
+    assert all(np.isfinite(s.features["warp_face_bg"]) for s in done)
+    assert done[0].frames_mean == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        TrackSegmenter(segment_frames=2)
+
+
+def test_video_model_round_trip_and_refusals(tmp_path, temporal_bundle) -> None:
+    from forensics.bundle.model import BundleError, load_bundle
+    from forensics.modelfiles import CheckpointError
+    from forensics.video.model import VideoModel
+
+    model = load_bundle(temporal_bundle).video_model
+    assert model is not None and model.every == 10 and model.segment_seconds == SEGMENT_S
+    copy = tmp_path / "vm"
+    model.save(copy)
+    again = VideoModel.load(copy)
+    feats = [{n: 0.1 * i for n in model.temporal.feature_names} for i in range(4)]
+    for a, b in zip(model.score_segments(feats, np.array([0.1, 0.4, 0.6, 0.9])),
+                    again.score_segments(feats, np.array([0.1, 0.4, 0.6, 0.9]))):
+        np.testing.assert_array_equal(a, b)
+    record = json.loads((copy / "video_model.json").read_text())
+    (copy / "video_model.json").write_text(json.dumps({**record, "every": 0}))
+    with pytest.raises(CheckpointError, match="every"):
+        VideoModel.load(copy)
+    broken = tmp_path / "bundle"
+    shutil.copytree(temporal_bundle, broken)
+    meta = json.loads((broken / "bundle.json").read_text())
+    (broken / "bundle.json").write_text(json.dumps({**meta, "temporal": "../elsewhere"}))
+    with pytest.raises(BundleError, match="temporal"):
+        load_bundle(broken)
