@@ -286,8 +286,8 @@ def video_model_cmd(
 
     started = time.perf_counter()
     manifest = build_clip_dataset(data / "manifest.parquet", videos, log=typer.echo)
-    model, table, lovo = train_video_model(bundle, manifest, work, log=typer.echo)
-    figures = video_model_figures(lovo, model)
+    model, table, lovo, held = train_video_model(bundle, manifest, work, log=typer.echo)
+    figures = video_model_figures(lovo, held, model)
     command = f"forensics detect video-model {bundle} --videos {videos} --work {work} --report {report}"
     path = write_video_model_report(report, figures, table, command, time.perf_counter() - started)
     for name, t in figures["targets"].items():

@@ -5,13 +5,15 @@ Every clip, clean and after H.264 CRF 23 / CRF 35, goes through what the scan do
 clip's main segment gives one row: the mean frame probability, the flicker features, label, fake type and
 source video (cached per clip and condition in WORK/segments, so a killed run resumes).
 
-Then, leave one source video out: the temporal detector is trained on the other videos; the fusion of
-frame mean and temporal score is fitted on out-of-fold scores of those other videos; every clip of the held-out
-video is scored by models that never saw it. The video band is fitted on those scores so that the worst source
-video's false-positive rate is bounded. The shipped models are refitted on every video.
+The model learns from the source videos of the corpus's train and val splits. Among them, leave one source
+video out: the temporal detector is trained on the other videos; the fusion of frame mean and temporal score is
+fitted on out-of-fold scores of those other videos; every clip of the held-out video is scored by models that
+never saw it. The video band is fitted on those scores so that the worst source video's false-positive rate is
+bounded; the shipped models are refitted on all training videos. The test split's videos (whose people the
+bundle never saw) are scored by the shipped models only: the figures a scan of new media would get.
 
-The bundle's own image detectors were trained on frames of the corpus's train and val videos, so for clips of
-those videos the frame score is not out of sample: figures are reported per split of the source video too.
+The bundle's own image detectors were trained on frames of the train and val videos, so for their clips the
+frame score is not out of sample: only the test videos measure the whole chain.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class VideoModelConfig:
     target_fpr: float = 0.05
     target_fnr: float = 0.05
     min_reals_per_video: int = 10
+    train_splits: tuple[str, ...] = ("train", "val")  # source videos the shipped model learns from; the rest test it
     seed: int = 0
 
 
@@ -101,22 +104,36 @@ def _row_of(segments: list[Any]) -> dict[str, Any] | None:
             **{k: (float(v) if np.isfinite(v) else None) for k, v in main.features.items()}}
 
 
+def frame_scores_key(bundle: Any) -> str:
+    """A hash of what sets the bundle's per-frame probabilities (its detectors' files, calibration, fusion and
+    scorer), not of the video model attached later: the measurement cache's key."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps({k: bundle.meta.get(k) for k in ("detectors", "fusion", "decision", "face")}
+                                       | {"scorer": bundle.scorer}, sort_keys=True).encode())
+    for path in sorted(p for p in (bundle.root / "detectors").rglob("*") if p.is_file()):
+        digest.update(path.relative_to(bundle.root).as_posix().encode() + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 def measure_clips(clips: pd.DataFrame, root: Path, work: Path, bundle: Any, cfg: VideoModelConfig,
                   log: Callable[[str], None]) -> pd.DataFrame:
-    """One row per (clip, condition) with a segment; cached per clip and condition in WORK/segments."""
+    """One row per (clip, condition) with a segment; cached per bundle, clip and condition in
+    WORK/segments/<bundle hash>/ (the frame scores are the bundle's)."""
     from forensics.data.faces import FaceDetector
     from forensics.data.media import iter_frames, write_bytes_atomic
     from forensics.scan.faces import FaceFinder
     from forensics.scan.settings import ScanSettings
     from forensics.video.codec import perturb_video
 
+    key = frame_scores_key(bundle)
     settings = ScanSettings(every=cfg.every)
     finder = FaceFinder(FaceDetector(min_score=settings.min_detection_score), settings.detect_side, settings.min_face)
     rows, missing, computed, started = [], [], 0, time.perf_counter()
     for k, clip in enumerate(clips.to_dict("records")):
         frames = None
         for cond in cfg.conditions:
-            cache = work / "segments" / f"{clip['sample_id'].replace(':', '_')}__{cond}.json"
+            cache = work / "segments" / key / f"{clip['sample_id'].replace(':', '_')}__{cond}.json"
             if cache.exists():
                 row = json.loads(cache.read_text())
             else:
@@ -210,21 +227,36 @@ def attach_to_bundle(bundle_dir: Path, model: VideoModel, folder: str = "tempora
     write_bytes_atomic(bundle_dir / BUNDLE_FILE, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
 
 
+def score_rows(model: VideoModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """The shipped model's temporal and fused scores of measured rows (clips it was not fitted on)."""
+    out = rows[["sample_id", "label", "fake_type", "source", "split", "cond", FRAMES_INPUT]].copy()
+    temporal, fused = model.score_segments(rows[list(model.temporal.feature_names)].to_dict("records"),
+                                           rows[FRAMES_INPUT].to_numpy())
+    return out.assign(**{TEMPORAL_INPUT: temporal, "fused": fused})
+
+
 def train_video_model(bundle_dir: str | Path, videos: str | Path, work: str | Path,
                       cfg: VideoModelConfig = VideoModelConfig(),
-                      log: Callable[[str], None] = print) -> tuple[VideoModel, pd.DataFrame, pd.DataFrame]:
-    """Measure the clips with the bundle, fit the video model, attach it to the bundle.
-    -> (model, per clip-condition table, leave-one-video-out scores)"""
+                      log: Callable[[str], None] = print) -> tuple[VideoModel, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Measure the clips with the bundle, fit the video model on the `train_splits` source videos, score the
+    others with it, attach it to the bundle. -> (model, measured rows, leave-one-video-out scores of the training
+    videos, the shipped model's scores of the held-out videos)"""
     from forensics.bundle.model import load_bundle
     from forensics.data.manifest import dataset_root
 
     bundle_dir, work = Path(bundle_dir), Path(work)
     bundle = load_bundle(bundle_dir)
     clips = clip_table(videos)
-    log(f"{len(clips)} clips from {clips['source'].nunique()} source videos, conditions {list(cfg.conditions)}")
+    log(f"{len(clips)} clips from {clips['source'].nunique()} source videos "
+        f"({clips.drop_duplicates('source').set_index('source')['split'].to_dict()}), conditions {list(cfg.conditions)}")
     table = measure_clips(clips, dataset_root(videos), work, bundle, cfg, log)
-    model, lovo = fit_video_model(table, cfg)
+    training = table["split"].isin(cfg.train_splits).to_numpy()
+    model, lovo = fit_video_model(table[training].reset_index(drop=True), cfg)
+    held = score_rows(model, table[~training]) if (~training).any() else lovo.iloc[:0]
     attach_to_bundle(bundle_dir, model)
     table.to_parquet(work / "clips.parquet", index=False)
     lovo.to_parquet(work / "lovo.parquet", index=False)
-    return model, table, lovo
+    held.to_parquet(work / "held_out.parquet", index=False)
+    log(f"video model: trained on {int(training.sum())} clip-conditions of {sorted(table[training]['source'].unique())}; "
+        f"held out {sorted(table[~training]['source'].unique())}")
+    return model, table, lovo, held
