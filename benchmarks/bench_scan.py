@@ -262,6 +262,7 @@ def main() -> None:
     ap.add_argument("--evidence-repeats", type=int, default=2, help="rounds of the with/without-evidence comparison")
     ap.add_argument("--evidence-frames", type=int, default=240, help="clip frames per round of that comparison")
     ap.add_argument("--runtime-rounds", type=int, default=2, help="rounds of the torch / onnx comparison")
+    ap.add_argument("--temporal-rounds", type=int, default=2, help="rounds of the with/without temporal comparison")
     ap.add_argument("--photo-copies", type=int, default=3, help="copies of the 8 photos scanned per runtime and round")
     args = ap.parse_args()
 
@@ -322,6 +323,8 @@ def main() -> None:
                                  args.evidence_repeats)
         runtimes = runtime_comparison(bundle, bundle_dir, settings, photos, tmp / "runtimes", args.every,
                                       args.max_frames, args.runtime_rounds, args.photo_copies)
+        ctx.settings = settings
+        temporal = temporal_cost(ctx, tmp / "temporal", args.temporal_rounds)
     load_end = os.getloadavg()
     photos_per_s = len(photos) / sum(photo_walls)
     result = {
@@ -339,7 +342,7 @@ def main() -> None:
                    "per_cpu_s": len(photos) / sum(photo_cpu),
                    "cpu_ms_per_photo": {k: 1000 * v / len(photos) for k, v in sorted(photo_stages.items())},
                    "end_to_end_per_s": len(photos) / e2e, "end_to_end_s": e2e, "sharded": sharded},
-        "evidence_cost": evidence,
+        "evidence_cost": evidence, "temporal_cost": temporal,
         "targets": {"video_fps": VIDEO_TARGET_FPS, "photos_per_s": PHOTO_TARGET,
                     "video_fps_onnx": VIDEO_TARGET_FPS_ONNX},
     }
@@ -367,8 +370,64 @@ def main() -> None:
           f"frames/s, x{ratio['video_fps']:.2f} (target {VIDEO_TARGET_FPS_ONNX:.0f}: {video_met}); 1-MP photos through "
           f"the scan's loop {t_rt['photos_per_s']:.2f} vs {o_rt['photos_per_s']:.2f}/s, x{ratio['photos_per_s']:.2f} "
           f"(target {PHOTO_TARGET:.0f}: {photos_met}); same verdicts: {rt['same_photo_verdicts']}")
+    if temporal is not None:
+        print(f"temporal, same run: {temporal['off']['frames_per_s']:.1f} frames/s without, "
+              f"{temporal['on']['frames_per_s']:.1f} with (x{temporal['ratio_fps']:.2f}; target "
+              f"{VIDEO_TARGET_FPS:.0f}: {'met' if temporal['on']['frames_per_s'] >= VIDEO_TARGET_FPS else 'not met'})")
     print(f"bundle {source_dir} sha256 {source_sha}")
     print(f"load average {load_start} -> {load_end}; wrote {args.out}")
+
+
+def temporal_cost(ctx, out: Path, repeats: int) -> dict | None:
+    """The whole clip with and without the bundle's video model (flicker segments, temporal and fused scores),
+    alternating runs; None when the bundle has no video model."""
+    model = ctx.bundle.video_model
+    if model is None:
+        return None
+    totals = {mode: {"wall": 0.0, "cpu": 0.0, "frames": 0, "temporal_cpu": 0.0} for mode in ("off", "on")}
+    try:
+        for r in range(repeats):
+            for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
+                ctx.bundle.video_model = model if mode == "on" else None
+                wall, cpu, stages, entry = time_file(CLIP, ctx, out / mode)
+                t = totals[mode]
+                t["wall"] += wall
+                t["cpu"] += cpu
+                t["frames"] += entry["video"]["frames_analysed"]
+                t["temporal_cpu"] += stages.get("temporal", 0.0)
+                if mode == "on":
+                    t["available"] = all(u["temporal"]["available"] for u in entry["faces"])
+    finally:
+        ctx.bundle.video_model = model
+    rates = {mode: {"frames_per_s": t["frames"] / t["wall"], "frames_per_cpu_s": t["frames"] / t["cpu"],
+                    "temporal_cpu_ms_per_frame": 1000 * t["temporal_cpu"] / t["frames"]} for mode, t in totals.items()}
+    return {"repeats": repeats, "frames": totals["on"]["frames"] // repeats, "off": rates["off"], "on": rates["on"],
+            "scored_every_track": bool(totals["on"].get("available")),
+            "ratio_fps": rates["on"]["frames_per_s"] / rates["off"]["frames_per_s"], "target_fps": VIDEO_TARGET_FPS}
+
+
+def temporal_lines(t: dict | None) -> list[str]:
+    if t is None:
+        return ["## Temporal flicker", "", "The bundle carries no video model: no temporal step to time.", ""]
+    met = "met" if t["on"]["frames_per_s"] >= t["target_fps"] else "not met"
+    return [
+        "## Temporal flicker (the bundle's video model)",
+        "",
+        f"The whole clip ({t['frames']} frames, detection every 10) with and without the video model, alternating, "
+        f"{t['repeats']} rounds (the scan's default runtime, evidence on). Every track got a temporal score: "
+        f"{t['scored_every_track']}.",
+        "",
+        "| measure | without temporal | with temporal | ratio |",
+        "|---|---|---|---|",
+        f"| frames/s (wall) | {t['off']['frames_per_s']:.1f} | **{t['on']['frames_per_s']:.1f}** | {t['ratio_fps']:.2f} |",
+        f"| frames per CPU-second | {t['off']['frames_per_cpu_s']:.1f} | {t['on']['frames_per_cpu_s']:.1f} | "
+        f"{t['on']['frames_per_cpu_s'] / t['off']['frames_per_cpu_s']:.2f} |",
+        f"| temporal stage, CPU ms per frame | {t['off']['temporal_cpu_ms_per_frame']:.2f} | "
+        f"{t['on']['temporal_cpu_ms_per_frame']:.2f} | |",
+        "",
+        f"Target (issue #19): >= {t['target_fps']:.0f} analysed frames/s with temporal: **{met}**.",
+        "",
+    ]
 
 
 def write_report(r: dict, path: Path) -> None:
@@ -439,6 +498,7 @@ def write_report(r: dict, path: Path) -> None:
         "",
     ]
     lines += evidence_lines(r["evidence_cost"])
+    lines += temporal_lines(r.get("temporal_cost"))
     lines += [
         "Raw figures: `reports/scan_throughput.json`.",
         "",

@@ -158,3 +158,14 @@ def test_video_model_round_trip_and_refusals(tmp_path, temporal_bundle) -> None:
     (broken / "bundle.json").write_text(json.dumps({**meta, "temporal": "../elsewhere"}))
     with pytest.raises(BundleError, match="temporal"):
         load_bundle(broken)
+
+
+def test_bench_video_needs_a_bundle_with_a_video_model(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+
+    plain = build_toy_bundle(tmp_path / "plain")
+    result = CliRunner().invoke(app, ["detect", "bench", "--video", "--data", str(tmp_path / "clips.parquet"),
+                                      "--out", str(tmp_path / "out"), "--model", str(plain)])
+    assert result.exit_code == 2 and "has no video model" in result.output, result.output

@@ -182,9 +182,15 @@ def bench_cmd(
     seed: int = typer.Option(0),
     fresh: bool = typer.Option(False, "--fresh", help="retrain even if saved models exist"),
     html: bool = typer.Option(True, "--html/--no-html"),
+    video: bool = typer.Option(False, "--video", help="--data is a clip dataset (forensics synth --clip-seconds): "
+                               "score its clips, clean and H.264 CRF 23/35, with --model's shipped video model"),
+    model: Optional[Path] = typer.Option(None, "--model", help="with --video: the bundle (default: the shipped one)"),
 ) -> None:
     """Run the benchmark (train, calibrate, score clean + perturbed, leave-one-generator-out, cross-generator) and
-    write the report."""
+    write the report. With --video: a bundle's video model (frames + temporal flicker) on a clip dataset."""
+    if video:
+        _bench_video(data, out, model, n_boot, seed)
+        return
     from forensics.evaluate import BenchConfig, run_benchmark
     from forensics.jobs import OutputLockedError, OutputWriteError, output_errors, output_lock
     from forensics.report import write_report
@@ -204,6 +210,25 @@ def bench_cmd(
     except (OutputLockedError, OutputWriteError) as exc:
         typer.echo(f"forensics detect bench: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _bench_video(data: Path, out: Path, model: Optional[Path], n_boot: int, seed: int) -> None:
+    from forensics.bundle import BundleError
+    from forensics.scan.pipeline import default_bundle_dir
+    from forensics.video.release import bench_bundle_video
+    from forensics.video.report import score_block, write_video_bench_report
+
+    bundle = model or default_bundle_dir()
+    try:
+        video_model, scores = bench_bundle_video(bundle, data, out, log=typer.echo)
+    except BundleError as exc:
+        typer.echo(f"forensics detect bench --video: {exc}", err=True)
+        raise typer.Exit(2) from None
+    block = score_block(scores, video_model, n_boot, seed)
+    command = f"forensics detect bench --video --data {data} --out {out} --model {bundle}"
+    typer.echo(f"report: {write_video_bench_report(out, block, video_model, str(bundle), command)}")
+    for score, per in block["auc"].items():
+        typer.echo(f"{score}: " + ", ".join(f"{c} AUC {v['auc']}" for c, v in per.items()))
 
 
 @detect_app.command("bundle")

@@ -260,3 +260,22 @@ def train_video_model(bundle_dir: str | Path, videos: str | Path, work: str | Pa
     log(f"video model: trained on {int(training.sum())} clip-conditions of {sorted(table[training]['source'].unique())}; "
         f"held out {sorted(table[~training]['source'].unique())}")
     return model, table, lovo, held
+
+
+def bench_bundle_video(bundle_dir: str | Path, videos: str | Path, out: str | Path, cfg: VideoModelConfig | None = None,
+                       log: Callable[[str], None] = print) -> tuple[Any, pd.DataFrame]:
+    """Score every clip of a clip dataset with a bundle's shipped video model (no fitting): the clips measured
+    the scan's way (cached in OUT/segments), then frame mean, temporal and fused scores. -> (model, scores)"""
+    from dataclasses import replace
+
+    from forensics.bundle.model import BundleError, load_bundle
+    from forensics.data.manifest import dataset_root
+
+    bundle = load_bundle(bundle_dir)
+    model = bundle.video_model
+    if model is None:
+        raise BundleError(f"{bundle_dir}: the bundle has no video model (train one: forensics detect video-model)")
+    cfg = replace(cfg or VideoModelConfig(), every=model.every, segment_seconds=model.segment_seconds,
+                  face_px=model.face_px)
+    table = measure_clips(clip_table(videos), dataset_root(videos), Path(out), bundle, cfg, log)
+    return model, score_rows(model, table)

@@ -124,3 +124,18 @@ def write_video_model_report(out: str | Path, figures: dict[str, Any], table: pd
         f"{figures['weights']['temporal']}.", ""]
     (out / "video_model.md").write_text("\n".join(lines))
     return out / "video_model.md"
+
+
+def write_video_bench_report(out: str | Path, block: dict[str, Any], model: VideoModel, bundle: str,
+                             command: str) -> Path:
+    """A bundle's shipped video model on a clip dataset (`forensics detect bench --video`)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "video_bench.json").write_text(json.dumps({"command": command, "bundle": bundle, **block,
+                                                      "band": model.band.to_dict()}, indent=2, sort_keys=True) + "\n")
+    lines = ["# Video benchmark of a bundle's shipped video model", "", f"Command: `{command}`.", "",
+             f"Bundle `{bundle}`; video band no sign <= {model.band.low:.4f} < inconclusive <= {model.band.high:.4f}. "
+             f"Clips of {', '.join(block['videos'])}, measured as the scan measures a video; nothing is fitted here "
+             "(clips of the videos the model trained on are in-sample).", "", *_block_lines(block), ""]
+    (out / "video_bench.md").write_text("\n".join(lines))
+    return out / "video_bench.md"
