@@ -143,7 +143,7 @@ def test_scan_json_validates_and_summary_csv_has_every_file(scanned) -> None:
 
     _, files, _, out, doc, _, _ = scanned
     validate_scan(doc)
-    assert doc["schema"] == "forensics-scan/1" and json.loads((out / "scan.schema.json").read_text())["$defs"]
+    assert doc["schema"] == "forensics-scan/2" and json.loads((out / "scan.schema.json").read_text())["$defs"]
     custody = doc["custody"]
     assert custody["model"]["sha256"] and custody["settings"]["every"] == 5 and custody["sessions"][0]["finished_utc"]
     assert {c["path"] for c in custody["files"]} == {f["path"] for f in doc["files"] if f["sha256"]}

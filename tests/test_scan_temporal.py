@@ -82,7 +82,10 @@ def test_flickering_track_scores_above_the_same_video_untouched(tmp_path, tempor
     write_video(case / "untouched.mp4", frames, fps=FPS)
     write_video(case / "flicker.mp4", _flickered(frames, box, 10.0, seed=99), fps=FPS)
     run_scan([str(case)], tmp_path / "out", temporal_bundle, ScanSettings(evidence=False), progress=False, log=lambda m: None)
+    from forensics.scan.schema import validate_scan
+
     doc = json.loads((tmp_path / "out" / "scan.json").read_text())
+    validate_scan(doc)  # the temporal record with its segments follows the schema
     tracks = {Path(f["path"]).name: f["faces"][0] for f in doc["files"]}
     real, fake = tracks["untouched.mp4"]["temporal"], tracks["flicker.mp4"]["temporal"]
     assert real["available"] and fake["available"], (real["reason"], fake["reason"])

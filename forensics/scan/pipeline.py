@@ -156,7 +156,9 @@ def analyse_file(c: Candidate, ctx: ScanContext, out: Path, pre: ReadAhead | Non
 
 
 def _expected_state(paths: Sequence[str], bundle: Any, settings: ScanSettings) -> dict[str, Any]:
-    return {"inputs": list(paths), "settings": settings.to_dict(),
+    from forensics.scan.schema import SCHEMA_ID
+
+    return {"inputs": list(paths), "settings": settings.to_dict(), "schema": SCHEMA_ID,
             "model": {"path": str(Path(bundle.root).absolute()), "sha256": bundle.sha256}}
 
 
@@ -172,7 +174,7 @@ def check_out_dir(out: Path, expected: dict[str, Any], resume: bool) -> dict[str
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
     if state is None:
         raise ScanSetupError(f"{out}: results without {STATE}; cannot check they come from the same settings")
-    diffs = [k for k in ("inputs", "settings", "model") if state.get(k) != expected[k]]
+    diffs = [k for k in ("inputs", "settings", "model", "schema") if state.get(k) != expected[k]]
     if diffs:
         detail = "; ".join(f"{k}: was {json.dumps(state.get(k))}, now {json.dumps(expected[k])}" for k in diffs)
         raise ScanSetupError(f"--resume: {out} holds a scan with other {', '.join(diffs)} ({detail[:600]})")

@@ -1,8 +1,12 @@
 """scan.json's schema: a versioned JSON Schema (draft 2020-12) shipped beside this module, and validation.
 
-The version is the `schema` field at the top of every scan.json ("forensics-scan/1"). Within a version,
+The version is the `schema` field at the top of every scan.json ("forensics-scan/2"). Within a version,
 fields are only ever added (readers ignore what they do not know); a field removed or changed in meaning
-makes a new version. Later evidence (metadata, JPEG history, C2PA, where-maps) goes into each file's
+makes a new version (and a scan folder of another version cannot be resumed).
+
+- /2: a video track's `probability` is its *video* probability (frames and temporal flicker fused by the
+  bundle's video model) when `temporal.available`; `frames_probability` keeps the frame mean. `temporal` gains
+  `video_probability`, `verdict`, `band`, `segment_seconds` and `segments`, and loses the never-filled `score`. Later evidence (metadata, JPEG history, C2PA, where-maps) goes into each file's
 `evidence` object, one key per section, which this version leaves open.
 """
 from __future__ import annotations
@@ -12,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SCHEMA_ID = "forensics-scan/1"
+SCHEMA_ID = "forensics-scan/2"
 SCHEMA_FILE = Path(__file__).with_name("scan.schema.json")
 
 

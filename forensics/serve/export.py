@@ -17,7 +17,7 @@ case.json     the case, its files (sha256, size, original name, source), scans (
               status), each file's latest verdict, and the analyst's notes
 custody.csv   every access to each file, in order, with UTC time and who (also custody.json)
 scans/N/      report.html (self-contained: open it in any browser, offline), scan.json (schema
-              forensics-scan/1, with its own custody block) and summary.csv of scan N
+              forensics-scan/2, with its own custody block) and summary.csv of scan N
 """
 
 
