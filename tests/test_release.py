@@ -181,9 +181,19 @@ def test_release_command_end_to_end_on_a_small_corpus(tmp_path):
     assert "Leave one identity out" in card and "Out-of-distribution guard" in card
     trained = [m for m in lines if re.search(r"trained (fold|final)", m)]
     assert trained  # the first run trains
+    manifest = pd.read_parquet(tmp_path / "release" / "dataset" / "manifest.parquet")
+    twins = manifest[manifest["sample_id"].str.startswith("lowres:")]
+    assert set(twins["label"]) == {0, 1}  # resampled twins of reals *and* of blends and swaps
+    assert set(twins.loc[twins["label"] == 1, "generator"]) <= {"blend", "faceswap"}
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- release-summary:start -->\nold\n<!-- release-summary:end -->\nafter\n")
     again: list[str] = []
-    run_release(data, tmp_path / "release", cfg, log=again.append)
+    run_release(data, tmp_path / "release", cfg, log=again.append, readme=readme)
     assert not [m for m in again if re.search(r"trained (fold|final)", m)]  # the rerun loads every saved model
+    summary = (tmp_path / "release" / "summary.md").read_text()
+    assert summary.startswith("| figure (target) | this bundle |") and "LOIO FPR" in summary
+    text = readme.read_text()
+    assert "old" not in text and summary in text and text.startswith("intro") and text.endswith("after\n")
 
 
 def test_shipped_bundle_is_a_release_bundle_at_face_resolution():
