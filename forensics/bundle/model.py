@@ -291,17 +291,27 @@ def load_bundle(root: str | Path) -> ModelBundle:
                        _load_attributor(root, meta, path), _load_video_model(root, meta, path))
 
 
-def _load_video_model(root: Path, meta: dict[str, Any], path: Path) -> Any | None:
-    """The bundle's video model (`"temporal": "<folder>"`), checked like every model file."""
+def _part_folder(root: Path, meta: dict[str, Any], key: str, path: Path) -> str | None:
+    """The folder bundle.json names for an optional part (`"<key>": "<folder>"`), None when absent; a name that
+    is not a string or leads out of the bundle is refused."""
     from forensics.bundle.verify import is_inside
-    from forensics.modelfiles import CheckpointError
-    from forensics.video.model import VideoModel
 
-    rel = meta.get("temporal")
+    rel = meta.get(key)
     if rel is None:
         return None
     if not isinstance(rel, str) or not is_inside(root.resolve(), root / rel):
-        raise BundleError(f"{path}: 'temporal' must name a folder inside the bundle, got {rel!r}")
+        raise BundleError(f"{path}: '{key}' must name a folder inside the bundle, got {rel!r}")
+    return rel
+
+
+def _load_video_model(root: Path, meta: dict[str, Any], path: Path) -> Any | None:
+    """The bundle's video model (`"temporal": "<folder>"`), checked like every model file."""
+    from forensics.modelfiles import CheckpointError
+    from forensics.video.model import VideoModel
+
+    rel = _part_folder(root, meta, "temporal", path)
+    if rel is None:
+        return None
     try:
         return VideoModel.load(root / rel)
     except (CheckpointError, FileNotFoundError, TypeError, ValueError) as exc:
@@ -312,14 +322,11 @@ def _load_attributor(root: Path, meta: dict[str, Any], path: Path) -> Any | None
     """The bundle's generator attributor (`"attribution": "<folder>"`), frequency features only (no model of its
     own to reference), checked like every model file."""
     from forensics.attribution import GeneratorAttributor, parse_features
-    from forensics.bundle.verify import is_inside
     from forensics.modelfiles import CheckpointError
 
-    rel = meta.get("attribution")
+    rel = _part_folder(root, meta, "attribution", path)
     if rel is None:
         return None
-    if not isinstance(rel, str) or not is_inside(root.resolve(), root / rel):
-        raise BundleError(f"{path}: 'attribution' must name a folder inside the bundle, got {rel!r}")
     try:
         attributor = GeneratorAttributor.load(root / rel)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
@@ -332,14 +339,11 @@ def _load_attributor(root: Path, meta: dict[str, Any], path: Path) -> Any | None
 def _load_ood(root: Path, meta: dict[str, Any], detectors: dict[str, Any], path: Path) -> Any | None:
     """The bundle's out-of-distribution guard (`"ood": "<folder>"` in bundle.json), checked like every model file."""
     from forensics.bundle.ood import OODGuard
-    from forensics.bundle.verify import is_inside
     from forensics.modelfiles import CheckpointError
 
-    rel = meta.get("ood")
+    rel = _part_folder(root, meta, "ood", path)
     if rel is None:
         return None
-    if not isinstance(rel, str) or not is_inside(root.resolve(), root / rel):
-        raise BundleError(f"{path}: 'ood' must name a folder inside the bundle, got {rel!r}")
     if OOD_DETECTOR not in detectors or not hasattr(detectors[OOD_DETECTOR], "predict_with_embedding"):
         raise BundleError(f"{path}: an OOD guard needs the {OOD_DETECTOR!r} detector's embedding")
     try:
