@@ -18,13 +18,14 @@ SEGMENT_S = 1.0  # 25 frames: the toy model's segments
 
 
 def _flickered(frames: list[np.ndarray], box: np.ndarray, strength: float, seed: int) -> list[np.ndarray]:
-    """The face box re-noised on every frame (what a per-frame swap's blending does, exaggerated)."""
+    """The face box's brightness changed on every frame (the colour mismatch of a per-frame swap's blending,
+    exaggerated): smooth within a frame, so a single frame's spectrum hardly shows it; only time does."""
     rng = np.random.default_rng(seed)
     x0, y0, x1, y1 = (int(v) for v in box)
     out = []
     for f in frames:
         g = f.astype(np.float32)
-        g[y0:y1, x0:x1] += rng.normal(0, strength, (y1 - y0, x1 - x0, 1))
+        g[y0:y1, x0:x1] += rng.normal(0, strength)
         out.append(np.clip(g, 0, 255).astype(np.uint8))
     return out
 
@@ -89,6 +90,7 @@ def test_flickering_track_scores_above_the_same_video_untouched(tmp_path, tempor
     tracks = {Path(f["path"]).name: f["faces"][0] for f in doc["files"]}
     real, fake = tracks["untouched.mp4"]["temporal"], tracks["flicker.mp4"]["temporal"]
     assert real["available"] and fake["available"], (real["reason"], fake["reason"])
+    assert fake["decides"], fake["decides_why"]  # flicker is the only signal here: the fusion beats the frames
     assert len(fake["segments"]) == 2  # 50 frames in segments of 25
     assert fake["probability"] > real["probability"] + 0.2, (fake["probability"], real["probability"])
     assert fake["video_probability"] > real["video_probability"]
@@ -172,3 +174,16 @@ def test_bench_video_needs_a_bundle_with_a_video_model(tmp_path) -> None:
     result = CliRunner().invoke(app, ["detect", "bench", "--video", "--data", str(tmp_path / "clips.parquet"),
                                       "--out", str(tmp_path / "out"), "--model", str(plain)])
     assert result.exit_code == 2 and "has no video model" in result.output, result.output
+
+
+def test_shipped_bundle_scores_tracks_with_its_video_model_at_the_scan_default() -> None:
+    from forensics.bundle.model import load_bundle
+    from forensics.scan.pipeline import default_bundle_dir
+    from forensics.scan.settings import ScanSettings
+    from forensics.scan.temporal import unavailable_reason
+
+    bundle = load_bundle(default_bundle_dir())
+    assert bundle.video_model is not None, "the shipped bundle has no video model (forensics detect video-model)"
+    assert unavailable_reason(bundle, ScanSettings().every) is None
+    record = bundle.video_model.record
+    assert record["config"]["train_splits"] == ["train", "val"] and record["clips"] > 0

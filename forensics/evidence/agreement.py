@@ -47,9 +47,11 @@ def temporal_signal(units: Sequence[Mapping[str, Any]]) -> Signal | None:
         return Signal(NO_INFORMATION, tracks[0]["temporal"]["reason"])
     unit = max(available, key=lambda u: u["temporal"]["video_probability"])
     t = unit["temporal"]
-    stance = _STANCE_OF_VERDICT.get(t.get("verdict", ""), NO_INFORMATION)  # the video band's verdict
-    return Signal(stance, f"{unit['id']}: temporal P(fake) {t['probability']:.2f}, video (frames + flicker) "
-                          f"P(fake) {t['video_probability']:.2f}, {t['verdict']}")
+    text = (f"{unit['id']}: temporal P(fake) {t['probability']:.2f}, video (frames + flicker) P(fake) "
+            f"{t['video_probability']:.2f}, {t['verdict']}")
+    if not t.get("decides", True):  # measured not to beat the frames: shown, takes no stance
+        return Signal(NO_INFORMATION, f"{text} (not used for the verdict: {t.get('decides_why', '')})")
+    return Signal(_STANCE_OF_VERDICT.get(t.get("verdict", ""), NO_INFORMATION), text)
 
 
 def _verb(names: Sequence[str], one: str, many: str) -> str:

@@ -5,8 +5,9 @@ fields are only ever added (readers ignore what they do not know); a field remov
 makes a new version (and a scan folder of another version cannot be resumed).
 
 - /2: a video track's `probability` is its *video* probability (frames and temporal flicker fused by the
-  bundle's video model) when `temporal.available`; `frames_probability` keeps the frame mean. `temporal` gains
-  `video_probability`, `verdict`, `band`, `segment_seconds` and `segments`, and loses the never-filled `score`. Later evidence (metadata, JPEG history, C2PA, where-maps) goes into each file's
+  bundle's video model) when `temporal.available` and `temporal.decides`; `frames_probability` keeps the frame mean. `temporal` gains
+  `video_probability`, `verdict`, `band`, `decides` (whether that score decides the track), `segment_seconds` and
+  `segments`, and loses the never-filled `score`. Later evidence (metadata, JPEG history, C2PA, where-maps) goes into each file's
 `evidence` object, one key per section, which this version leaves open.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ Per-frame face scores miss what only shows over time (a per-frame face swap flic
 chunk are in memory, every face goes to a `forensics.video.segments.TrackSegmenter`; each completed segment
 (the clip length the model was trained on) gets the temporal detector's P(fake) and the fused video P(fake)
 (`forensics.video.model.VideoModel`). A track's temporal record lists its segments; its video score is their
-mean, and decides the track's verdict with the video band. A bundle without a video model, or a scan whose
+mean, and decides the track's verdict with the video band when the model measured that it wins (`decides`). A bundle without a video model, or a scan whose
 keyframe spacing differs from the one the model was trained with, gets `available: false` and the reason.
 
 `feed_chunk` is also what trains the model (`forensics.video.release`): features are measured one way.
@@ -86,7 +86,8 @@ def track_temporal(bundle: Any, reason: str | None, segments: list[dict[str, Any
                 "segments": []}
     model = bundle.video_model
     video = float(np.mean([s["probability"] for s in segments]))
+    why = (model.record.get("choice") or {}).get("why", "")
     return {"available": True, "probability": round(float(np.mean([s["temporal_probability"] for s in segments])), 6),
             "video_probability": round(video, 6), "verdict": model.band.verdict(video),
-            "band": [round(model.band.low, 6), round(model.band.high, 6)],
-            "segment_seconds": model.segment_seconds, "reason": None, "segments": segments}
+            "band": [round(model.band.low, 6), round(model.band.high, 6)], "decides": model.decides,
+            "decides_why": why, "segment_seconds": model.segment_seconds, "reason": None, "segments": segments}

@@ -178,8 +178,8 @@ class VideoAccumulator:
 
 def _track_record(cols: TrackColumns, ctx: ScanContext, temporal: dict[str, Any],
                   asset_dir: str) -> tuple[dict[str, Any], bytes]:
-    """A track's record; with a temporal record that is `available`, its video score (frames and flicker fused)
-    decides the track, judged by the video band."""
+    """A track's record; with a temporal record that is `available` and `decides`, its video score (frames and
+    flicker fused) decides the track, judged by the video band; otherwise the frame mean with the bundle's band."""
     rules, bundle = ctx.rules, ctx.bundle
     fused = np.asarray(cols.probability)
     px = np.asarray(cols.face_px)
@@ -202,7 +202,7 @@ def _track_record(cols: TrackColumns, ctx: ScanContext, temporal: dict[str, Any]
     frames_probability = probability
     model_verdict = bundle.decision.verdict(probability)
     band = ctx.band
-    if temporal["available"]:
+    if temporal["available"] and temporal["decides"]:
         probability, model_verdict, band = temporal["video_probability"], temporal["verdict"], tuple(temporal["band"])
     quality += segment_reason(agg, ctx.band, model_verdict)
     verdict, reasons = decide(model_verdict, probability, band, {n: d["verdict"] for n, d in det.items()}, quality)

@@ -6,6 +6,10 @@ combines it with the mean of the bundle's per-frame fused probabilities over the
 score is the mean over its segments, judged by its own decision band (fitted on leave-one-video-out scores so
 that it bounds the worst source video's false-positive rate).
 
+The video score decides a track's verdict only where it wins: `decides` is True when, leave one source video
+out, the fused score's AUC beat the frame mean's (see `forensics.video.release.fusion_wins`). Otherwise the
+scan still measures and shows the flicker and video scores, but the track is judged on its frames.
+
 The features depend on how faces are found (landmark jitter is measured between detections), so the model
 records the scan's keyframe spacing (`every`) and segment length it was trained with; a scan with other
 settings reports the temporal score as unavailable rather than scoring out of its calibration.
@@ -36,7 +40,8 @@ class VideoModel:
     every: int  # the scan's keyframe spacing the features were measured with
     segment_seconds: float
     face_px: int = 64
-    record: dict[str, Any] = field(default_factory=dict)  # how it was trained and its figures
+    decides: bool = True  # the video score decides the track's verdict (False: shown, the frames decide)
+    record: dict[str, Any] = field(default_factory=dict)  # how it was trained, why it decides or not, its figures
 
     def segmenter(self, fps: float) -> Any:
         """A `TrackSegmenter` cutting tracks as this model's training clips were cut."""
@@ -57,7 +62,8 @@ class VideoModel:
         self.temporal.save(directory / "detector")
         self.fusion.save(directory / "fusion")
         config = {"format": VIDEO_MODEL_FORMAT, "every": self.every, "segment_seconds": self.segment_seconds,
-                  "face_px": self.face_px, "band": self.band.to_dict(), "record": self.record}
+                  "face_px": self.face_px, "band": self.band.to_dict(), "decides": self.decides,
+                  "record": self.record}
         write_bytes_atomic(directory / "video_model.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
@@ -70,7 +76,10 @@ class VideoModel:
 
         directory = Path(directory)
         path = directory / "video_model.json"
-        config = read_json_object(path, ("format", "every", "segment_seconds", "face_px", "band"), "video model")
+        config = read_json_object(path, ("format", "every", "segment_seconds", "face_px", "band", "decides"),
+                                  "video model")
+        if not isinstance(config["decides"], bool):
+            raise CheckpointError(f"{path}: decides must be true or false, got {config['decides']!r}")
         if config["format"] != VIDEO_MODEL_FORMAT:
             raise CheckpointError(f"{path}: format {config['format']!r}, expected {VIDEO_MODEL_FORMAT!r}")
         check_finite_numbers(path, config["band"], "band")
@@ -88,5 +97,5 @@ class VideoModel:
         if tuple(fusion.inputs) != (FRAMES_INPUT, TEMPORAL_INPUT):
             raise CheckpointError(f"{directory / 'fusion'}: inputs {list(fusion.inputs)}, expected "
                                   f"{[FRAMES_INPUT, TEMPORAL_INPUT]}")
-        return cls(temporal, fusion, band, every, seconds, face_px, dict(config.get("record") or {}))
+        return cls(temporal, fusion, band, every, seconds, face_px, config["decides"], dict(config.get("record") or {}))
 

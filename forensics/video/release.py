@@ -196,9 +196,23 @@ def leave_one_video_out(table: pd.DataFrame, cfg: VideoModelConfig) -> pd.DataFr
     return out
 
 
+def fusion_wins(lovo: pd.DataFrame) -> dict[str, Any]:
+    """Does the fused video score beat the frame mean alone, leave one video out? Compared on the pooled AUC of
+    every clip and condition (one band serves every video, so a score whose level shifts from video to video
+    must pay for it here)."""
+    from forensics.metrics import roc_auc
+
+    y = lovo["label"].to_numpy()
+    fused, frames = roc_auc(y, lovo["fused"].to_numpy()), roc_auc(y, lovo[FRAMES_INPUT].to_numpy())
+    wins = fused > frames
+    return {"decides": bool(wins), "lovo_auc_fused": round(fused, 4), "lovo_auc_frames": round(frames, 4),
+            "why": (f"leave one video out, the fused score's AUC {fused:.4f} "
+                    f"{'beats' if wins else 'does not beat'} the frame mean's {frames:.4f}")}
+
+
 def fit_video_model(table: pd.DataFrame, cfg: VideoModelConfig) -> tuple[VideoModel, pd.DataFrame]:
-    """The shipped video model (refitted on every video; band from leave-one-video-out scores) and those
-    scores."""
+    """The shipped video model (refitted on every video; band from leave-one-video-out scores; deciding only
+    where it wins) and those scores."""
     from forensics.calibration import DecisionBand
 
     lovo = leave_one_video_out(table, cfg)
@@ -207,24 +221,39 @@ def fit_video_model(table: pd.DataFrame, cfg: VideoModelConfig) -> tuple[VideoMo
     fusion = _fit_fusion(table[[FRAMES_INPUT]].assign(**{TEMPORAL_INPUT: out_of_fold_temporal(table, cfg)}), y, cfg)
     band = DecisionBand.fit_worst_group(y, lovo["fused"].to_numpy(), lovo["source"].to_numpy(), cfg.target_fpr,
                                         cfg.target_fnr, min_reals=cfg.min_reals_per_video)
-    model = VideoModel(temporal, fusion, band, cfg.every, cfg.segment_seconds, cfg.face_px,
-                       record={"config": asdict(cfg), "clips": int(len(table)), "fusion_weights": fusion.weights(),
-                               "temporal_weights": temporal.weights()})
+    choice = fusion_wins(lovo)
+    model = VideoModel(temporal, fusion, band, cfg.every, cfg.segment_seconds, cfg.face_px, choice["decides"],
+                       record={"config": asdict(cfg), "clips": int(len(table)), "choice": choice,
+                               "fusion_weights": fusion.weights(), "temporal_weights": temporal.weights()})
     return model, lovo
+
+
+def _set_video_model(bundle_dir: Path, folder: str | None) -> None:
+    from forensics.bundle.model import BUNDLE_FILE
+    from forensics.data.media import write_bytes_atomic
+
+    meta = json.loads((bundle_dir / BUNDLE_FILE).read_text())
+    meta.pop("temporal", None)
+    if folder is not None:
+        meta["temporal"] = folder
+    write_bytes_atomic(bundle_dir / BUNDLE_FILE, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+
+
+def detach_from_bundle(bundle_dir: Path, folder: str = "temporal") -> None:
+    """Remove a bundle's video model (a retrain replaces it; an old or broken one must not block loading)."""
+    import shutil
+
+    _set_video_model(bundle_dir, None)
+    shutil.rmtree(bundle_dir / folder, ignore_errors=True)
 
 
 def attach_to_bundle(bundle_dir: Path, model: VideoModel, folder: str = "temporal") -> None:
     """Write the model into the bundle folder and name it in bundle.json."""
     import shutil
 
-    from forensics.bundle.model import BUNDLE_FILE
-    from forensics.data.media import write_bytes_atomic
-
     shutil.rmtree(bundle_dir / folder, ignore_errors=True)
     model.save(bundle_dir / folder)
-    meta = json.loads((bundle_dir / BUNDLE_FILE).read_text())
-    meta["temporal"] = folder
-    write_bytes_atomic(bundle_dir / BUNDLE_FILE, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    _set_video_model(bundle_dir, folder)
 
 
 def score_rows(model: VideoModel, rows: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +274,7 @@ def train_video_model(bundle_dir: str | Path, videos: str | Path, work: str | Pa
     from forensics.data.manifest import dataset_root
 
     bundle_dir, work = Path(bundle_dir), Path(work)
+    detach_from_bundle(bundle_dir)  # the frame scores do not depend on it; a retrain replaces it
     bundle = load_bundle(bundle_dir)
     clips = clip_table(videos)
     log(f"{len(clips)} clips from {clips['source'].nunique()} source videos "

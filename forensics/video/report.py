@@ -43,6 +43,9 @@ def score_block(scores: pd.DataFrame, model: VideoModel, n_boot: int, seed: int)
         "likely_by_fake_type": {t: rate(p, "likely") for t, p in decided[decided["label"] == 1].groupby("fake_type")},
         "no_sign_by_fake_type": {t: rate(p, "clean") for t, p in decided[decided["label"] == 1].groupby("fake_type")},
         "videos": sorted(scores["source"].unique()),
+        # each video's fakes against its own reals, averaged: what a score does when its level may shift by video
+        "within_video_auc": {s: round(float(np.mean([_auc(p, s, 0, seed)["auc"] for _, p in scores.groupby("source")
+                                                     if p["label"].nunique() == 2])), 4) for s in SCORES},
     }
 
 
@@ -64,6 +67,7 @@ def video_model_figures(lovo: pd.DataFrame, held: pd.DataFrame, model: VideoMode
     for t in figures["targets"].values():
         t["met"] = t["value"] is not None and t["value"] >= t["target"]
     figures["weights"] = {"fusion": model.fusion.weights(), "temporal": model.temporal.weights()}
+    figures["decides"] = {"decides": model.decides, **(model.record.get("choice") or {})}
     return figures
 
 
@@ -73,8 +77,11 @@ def _fmt(a: dict[str, Any]) -> str:
 
 def _block_lines(block: dict[str, Any]) -> list[str]:
     conds = block["conditions"]
-    lines = ["| score | " + " | ".join(conds) + " |", "|---|" + "---|" * len(conds)]
-    lines += [f"| {s} | " + " | ".join(_fmt(per[c]) for c in conds) + " |" for s, per in block["auc"].items()]
+    lines = ["AUC [95% CI] over every clip (one threshold for all videos), and the mean within-video AUC (each "
+             "video's fakes against its own reals, all conditions):", "",
+             "| score | " + " | ".join(conds) + " | within-video |", "|---|" + "---|" * (len(conds) + 1)]
+    lines += [f"| {s} | " + " | ".join(_fmt(per[c]) for c in conds) + f" | {block['within_video_auc'][s]:.3f} |"
+              for s, per in block["auc"].items()]
     types = sorted(next(iter(block["auc_by_fake_type"]["fused"].values())).keys())
     lines += ["", "AUC per fake type (all reals of the condition against that type):", "",
               "| score | condition | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]
@@ -117,6 +124,11 @@ def write_video_model_report(out: str | Path, figures: dict[str, Any], table: pd
         lines += ["", f"## Held-out test videos ({', '.join(figures['held_out']['videos'])}): the shipped models", "",
                   "Source videos of the corpus's test split: neither the bundle's image detectors nor the video "
                   "model saw them or any fake made from them.", "", *_block_lines(figures["held_out"])]
+    d = figures["decides"]
+    lines += ["", f"**Does the video score decide a track's verdict? {'Yes' if d['decides'] else 'No'}**: "
+              f"{d.get('why', '')}. " + ("" if d["decides"] else "The scan shows the temporal and video scores per "
+                                         "track and segment, but judges the track on its frames."),
+              ""]
     lines += ["", "Targets (issue #19): " + "; ".join(
         f"{k} {v['value']} (target {v['target']}: {'met' if v['met'] else 'not met'})"
         for k, v in figures["targets"].items()) + ".", "",
