@@ -108,7 +108,8 @@ def write_video_model_report(out: str | Path, figures: dict[str, Any], table: pd
     band = figures["band"]
     clips = table.drop_duplicates("sample_id")
     lines = ["# The bundle's video model: frames + temporal flicker", "",
-             f"Command: `{command}` ({wall_s:.0f} s wall on this machine).", "",
+             f"Command: `{command}` ({wall_s:.0f} s wall on this machine; clip measurements already cached in the "
+             "work folder are read, not recomputed: the first run measures about 1 clip-condition a second).", "",
              f"{len(clips)} clips of 2 s from {clips['source'].nunique()} source videos "
              f"({clips.groupby('fake_type').size().to_dict()}), clean and after H.264 CRF 23 / CRF 35, each measured "
              f"as the scan measures a video: its tracker (MTCNN every {figures['every']} frames), the bundle's per-frame "
