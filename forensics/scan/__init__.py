@@ -7,7 +7,7 @@ One module per step, in the order a file goes through them:
     decode       videos by content (images: `forensics.data.media.read_image_by_content`)
     faces        MTCNN on images; on videos keyframes + tracker, faces linked into tracks; alignment
     quality      face size, sharpness, JPEG quality from the quantization tables
-    temporal     the per-track temporal step (a hook until the bundle carries a temporal model)
+    temporal     flicker segments per track and the bundle's video model (temporal and video scores)
     verdict      per face / track / file verdicts that can abstain, with the reasons
     assets       thumbnails with face boxes, face crops, the video timeline (PNG/JPEG beside the report)
     results      one JSONL line per finished file, appended with fsync; what `--resume` reads
