@@ -118,15 +118,15 @@ def frame_scores_key(bundle: Any) -> str:
 
 def measure_clips(clips: pd.DataFrame, root: Path, work: Path, bundle: Any, cfg: VideoModelConfig,
                   log: Callable[[str], None]) -> pd.DataFrame:
-    """One row per (clip, condition) with a segment; cached per bundle, clip and condition in
-    WORK/segments/<bundle hash>/ (the frame scores are the bundle's)."""
+    """One row per (clip, condition) with a segment; cached per clip and condition in WORK/segments/<key>/, the
+    key naming the bundle's frame scorer and how the features are measured (spacing, segment, face size)."""
     from forensics.data.faces import FaceDetector
     from forensics.data.media import iter_frames, write_bytes_atomic
     from forensics.scan.faces import FaceFinder
     from forensics.scan.settings import ScanSettings
     from forensics.video.codec import perturb_video
 
-    key = frame_scores_key(bundle)
+    key = f"{frame_scores_key(bundle)}-every{cfg.every}-{cfg.segment_seconds:g}s-{cfg.face_px}px"
     settings = ScanSettings(every=cfg.every)
     finder = FaceFinder(FaceDetector(min_score=settings.min_detection_score), settings.detect_side, settings.min_face)
     rows, missing, computed, started = [], [], 0, time.perf_counter()
