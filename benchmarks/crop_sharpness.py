@@ -1,7 +1,6 @@
 """How sharp each person's real crops are, and each generator's fakes, in the release dataset: the median variance
-of the Laplacian (high-frequency energy) of the 128 px crops, plus saturation and brightness. A person far
-sharper than every other real face, held out, reads as "fake" to detectors that learnt high-frequency energy
-from the fakes (issue 18's pexels_woman).
+of the Laplacian (high-frequency energy) of the 128 px crops, plus saturation and brightness: a check of whether
+a person the detectors call fake when held out (issue 18's pexels_woman) looks unlike every other real face.
 
     python benchmarks/crop_sharpness.py --dataset runs/release/dataset --out reports/release/crop_sharpness.md
 """
