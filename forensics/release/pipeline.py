@@ -144,17 +144,18 @@ def measure_guard(guard: Any, cnn: Any, test: pd.DataFrame, test_images: np.ndar
     from forensics.bundle.ood import faceness
     from forensics.release.train import perturbed_copies
 
+    def flags(crops: np.ndarray) -> np.ndarray:
+        return guard.flags(cnn.predict_with_embedding(crops)[1], faceness(crops))
+
     real = (test["label"] == 0).to_numpy()
     crops = perturbed_copies(test_images[real], test[real], ("jpeg30",), seed)
     identity = np.tile(test.loc[real, "identity"].astype(str).to_numpy(), 2)
-    flagged = guard.flags(cnn.predict_with_embedding(crops)[1], faceness(crops))
-    others = non_face_crops(crops.shape[1], seed)
+    flagged = flags(crops)
     return {"threshold": round(guard.threshold, 5), "faceness_threshold": round(guard.faceness_threshold, 5),
             **guard.record, "test_reals_flagged": round(float(flagged.mean()), 4),
             "test_reals_flagged_by_identity": {i: round(float(flagged[identity == i].mean()), 4)
                                                for i in sorted(set(identity))},
-            "non_faces_flagged": round(float(guard.flags(cnn.predict_with_embedding(others)[1],
-                                                         faceness(others)).mean()), 4)}
+            "non_faces_flagged": round(float(flags(non_face_crops(crops.shape[1], seed)).mean()), 4)}
 
 
 def run_release(data: str | Path, out: str | Path, cfg: ReleaseConfig = ReleaseConfig(),

@@ -176,11 +176,18 @@ def track_features(frames: Sequence[np.ndarray], track: FaceTrack, scores: np.nd
     if len(track) < 3:
         raise ValueError("temporal features need a track of at least 3 frames")
     window, scale = track_region(track, frames[0].shape[:2], face_px=face_px)
+    return windowed_track_features([region_frame(f, window, scale) for f in frames], window, scale, track, scores)[0]
+
+
+def windowed_track_features(region: Sequence[np.ndarray], window: tuple[int, int, int, int], scale: float,
+                            track: FaceTrack, scores: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray]:
+    """Every feature of a track whose frames were cut to `window` and rescaled by `scale` (`region_frame`); the
+    track's boxes are in full-frame pixels. -> ({name: value}, per-frame flicker [T], as `region_features`)"""
     offset = np.array([window[0], window[1], window[0], window[1]], np.float64)
-    out, _ = region_features([region_frame(f, window, scale) for f in frames], (track.boxes - offset) * scale)
+    out, flicker = region_features(region, (track.boxes - offset) * scale)
     out.update(landmark_features(track))
     out.update(score_features(scores))
-    return out
+    return out, flicker
 
 
 def aligned_crops(frames: Sequence[np.ndarray], track: FaceTrack, size: int = 128, margin: float = 0.25) -> np.ndarray:

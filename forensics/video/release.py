@@ -218,7 +218,8 @@ def fit_video_model(table: pd.DataFrame, cfg: VideoModelConfig) -> tuple[VideoMo
     lovo = leave_one_video_out(table, cfg)
     y = table["label"].to_numpy()
     temporal = _fit_temporal(table, cfg)
-    fusion = _fit_fusion(table[[FRAMES_INPUT]].assign(**{TEMPORAL_INPUT: out_of_fold_temporal(table, cfg)}), y, cfg)
+    # The shipped fusion stacks on out-of-fold temporal scores: the leave-one-video-out ones, already computed.
+    fusion = _fit_fusion(table[[FRAMES_INPUT]].assign(**{TEMPORAL_INPUT: lovo[TEMPORAL_INPUT].to_numpy()}), y, cfg)
     band = DecisionBand.fit_worst_group(y, lovo["fused"].to_numpy(), lovo["source"].to_numpy(), cfg.target_fpr,
                                         cfg.target_fnr, min_reals=cfg.min_reals_per_video)
     choice = fusion_wins(lovo)

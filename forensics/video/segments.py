@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forensics.video.features import landmark_features, region_features, region_frame, score_features, window_around
+from forensics.video.features import region_frame, window_around, windowed_track_features
 from forensics.video.tracks import FaceTrack
 
 MIN_SEGMENT_FRAMES = 12  # shorter leftovers are not scored: too few detections for landmark jitter
@@ -95,12 +95,8 @@ class TrackSegmenter:
         seg = self._open.pop(track)
         if len(seg.frame_idx) < self.min_frames:
             return []
-        boxes = np.stack(seg.boxes)
-        offset = np.array([seg.window[0], seg.window[1], seg.window[0], seg.window[1]], np.float64)
-        features, flicker = region_features(seg.region, (boxes - offset) * seg.scale)
-        face_track = FaceTrack(np.asarray(seg.frame_idx, np.int64), boxes, np.stack(seg.landmarks),
+        face_track = FaceTrack(np.asarray(seg.frame_idx, np.int64), np.stack(seg.boxes), np.stack(seg.landmarks),
                                np.asarray(seg.detected, bool))
-        features.update(landmark_features(face_track))
         probability = np.asarray(seg.probability, np.float64)
-        features.update(score_features(probability))
+        features, flicker = windowed_track_features(seg.region, seg.window, seg.scale, face_track, probability)
         return [Segment(track, face_track.frame_idx, probability, features, flicker)]
