@@ -200,15 +200,18 @@ def test_no_unsafe_deserialiser_in_the_library() -> None:
 def test_a_config_that_lies_about_shapes_is_refused_naming_what_disagrees(spectral: Path, bundle: Path) -> None:
     cfg = spectral / "config.json"
     pristine = cfg.read_text()
+    h, w = json.loads(pristine)["fitted"]["image_size_"]  # the shipped bundle's face size
     edit_json(cfg, lambda c: c["params"].update(n_bins=32))  # the weights are 64 bins
-    refused(spectral, r"n_features_in_ is 64 but the spectral features at \d+x\d+ have 32")
+    refused(spectral, rf"n_features_in_ is 64 but the spectral features at {h}x{w} have 32")
     cfg.write_text(pristine)
     edit_json(cfg, lambda c: c["params"].update(n_bins=32) or c["fitted"].update(n_features_in_=32))
     refused(spectral, r"tensor 'attr.scaler_mean_' has shape \[64\] but a spectral head on 32 features needs \[32\]")
     cfg.write_text(pristine)
     dct = bundle / "detectors" / "dct"
+    fitted = json.loads((dct / "config.json").read_text())["fitted"]
+    gray, (h, w) = fitted["n_features_in_"], fitted["image_size_"]  # one gray coefficient per pixel
     edit_json(dct / "config.json", lambda c: c["params"].update(channels="rgb"))
-    refused(dct, r"n_features_in_ is \d+ but the dct features at \d+x\d+ have \d+")
+    refused(dct, rf"n_features_in_ is {gray} but the dct features at {h}x{w} have {3 * gray}")
     edit_json(dct / "config.json", lambda c: c["params"].update(channels="cmyk"))
     refused(dct, r"bad hyperparameters.*channels")
 
