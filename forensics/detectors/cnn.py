@@ -97,6 +97,8 @@ class CNNDetector(Detector):
         amp: bool = True,
         target_fpr: float = 0.05,
         seed: int = 0,
+        online_blend: float = 0.0,
+        blend_margin: float = 0.25,
     ) -> None:
         self.model_name = model_name
         self.weights = weights
@@ -112,6 +114,10 @@ class CNNDetector(Detector):
         self.amp = amp
         self.target_fpr = target_fpr
         self.seed = seed
+        # share of each batch's reals replaced by a fresh self-blend of themselves (SBI); crops aligned with
+        # this margin (forensics.detectors.online_blend)
+        self.online_blend = online_blend
+        self.blend_margin = blend_margin
 
     # ------------------------------------------------------------------ model
     def _build(self, load_weights: bool):
@@ -190,6 +196,7 @@ class CNNDetector(Detector):
         import torch
 
         from forensics.augment import apply_training_transform, training_transform
+        from forensics.detectors.online_blend import blend_reals, expected_balance
         from forensics.metrics import roc_auc
 
         torch.manual_seed(self.seed)
@@ -197,6 +204,15 @@ class CNNDetector(Detector):
         if val_images is None or len(np.unique(val_labels)) < 2:
             tr, va = self._split_val(labels, rng)
             images, labels, val_images, val_labels = images[tr], labels[tr], images[va], labels[va]
+        if not 0.0 <= self.online_blend < 1.0:
+            raise ValueError(f"online_blend must be in [0, 1), got {self.online_blend}")
+        if self.online_blend > 0:
+            # the model picked by validation must also tell the validation reals from their blends
+            blended, _ = blend_reals(val_images, np.zeros_like(val_labels), 1.0, np.random.default_rng(self.seed),
+                                     self.blend_margin)
+            reals = val_labels == 0
+            val_images = np.concatenate([val_images, blended[reals]])
+            val_labels = np.concatenate([val_labels, np.ones(int(reals.sum()), val_labels.dtype)])
         device = resolve_device(self.device)
         model, self.mean_, self.std_ = self._build(load_weights=True)
         self.model_ = on_device(model, device)
@@ -207,7 +223,7 @@ class CNNDetector(Detector):
                                                     pct_start=0.15)
         scaler = torch.amp.GradScaler(device.type, enabled=self._use_amp(device))
         # Balance classes: several generators' fakes usually outnumber the reals.
-        pos_weight = torch.tensor([(labels == 0).sum() / max(1, (labels == 1).sum())], device=device)
+        pos_weight = torch.tensor([expected_balance(labels, self.online_blend)], device=device)
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         best: dict[str, Any] = {"auc": -1.0, "loss": np.inf, "epoch": -1, "state": None}
         self.history_ = []
@@ -221,8 +237,11 @@ class CNNDetector(Detector):
                 idx = order[i:i + self.batch_size]
                 if idx.size < 2:  # BatchNorm cannot train on a single sample
                     continue
-                x = self.to_tensor(apply_training_transform(transform, images[idx]), device)
-                y = torch.from_numpy(labels[idx].astype(np.float32)).to(device)
+                batch, batch_labels = images[idx], labels[idx]
+                if self.online_blend > 0:
+                    batch, batch_labels = blend_reals(batch, batch_labels, self.online_blend, rng, self.blend_margin)
+                x = self.to_tensor(apply_training_transform(transform, batch), device)
+                y = torch.from_numpy(batch_labels.astype(np.float32)).to(device)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=self._use_amp(device)):
                     loss = loss_fn(model(x).squeeze(1).float(), y)
                 opt.zero_grad(set_to_none=True)
