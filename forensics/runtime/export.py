@@ -41,14 +41,16 @@ def source_sha256(folder: Path) -> str:
 def probe_crops(h: int, w: int, n: int = 6, seed: int = 0) -> np.ndarray:
     """Seeded crops covering the numeric corners: noise, flat grey, near-black noise, white, and two smooth
     gradients. (Not an all-black crop: its spectral profile is flat, so the min-max step divides rounding noise by
-    zero on either runtime and its value means nothing.)  # -> [n,h,w,3] uint8"""
+    zero on either runtime and its value means nothing. Nor a bare linear ramp: its spectrum is zero off the two
+    axes, so the log spectrum there is rounding noise too, and it differed by 4e-4 between two machines' FFTs;
+    the ramp carries faint noise, as any smooth photo does.)  # -> [n,h,w,3] uint8"""
     rng = np.random.default_rng(seed)
     crops = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
     crops[1], crops[3] = 128, 255
     crops[2] = rng.integers(0, 4, (h, w, 3), dtype=np.uint8)
     yy, xx = np.mgrid[0:h, 0:w]
-    crops[4] = np.stack([xx * 255 // max(1, w - 1), yy * 255 // max(1, h - 1), (xx + yy) * 127 // max(1, h + w - 2)],
-                        -1).astype(np.uint8)
+    ramp = np.stack([xx * 253 // max(1, w - 1), yy * 253 // max(1, h - 1), (xx + yy) * 126 // max(1, h + w - 2)], -1)
+    crops[4] = (ramp + rng.integers(0, 3, (h, w, 3))).astype(np.uint8)
     if n > 5:
         crops[5] = (crops[0].astype(np.int32) // 4 + crops[4] // 2).astype(np.uint8)
     return crops
