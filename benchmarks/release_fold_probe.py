@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     from forensics.release.train import load_crops
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", type=Path, required=True, help="a release dataset folder (OUT/dataset)")
+    ap.add_argument("--dataset", type=Path, required=True, help="a release dataset folder (OUT/dataset of "
+                    "`forensics detect release`; built here from --data if missing, about 6 minutes)")
+    ap.add_argument("--data", type=Path, default=Path("data/starter"), help="the full starter corpus")
     ap.add_argument("--identity", default="pexels_woman", help="the identity whose fold is held out")
     ap.add_argument("--params", default="{}", help="JSON: CNN parameters over the release recipe's")
     ap.add_argument("--epochs", type=int, default=ReleaseConfig().cnn_epochs)
@@ -41,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = ReleaseConfig(cnn_epochs=args.epochs)
+    if not (args.dataset / "manifest.parquet").exists():
+        from forensics.cli.demo import committed_checkpoints
+        from forensics.release.dataset import build_release_dataset
+
+        build_release_dataset(args.data, args.dataset, committed_checkpoints(), cfg.data)
     work, test, fold_identity = select_rows(read_manifest(args.dataset / "manifest.parquet"), cfg)
     fold = next(f for f, name in fold_identity.items() if name == args.identity)
     inside = (work["fold"] == fold).to_numpy()
