@@ -29,8 +29,9 @@ def blend_reals(images: np.ndarray, labels: np.ndarray, p: float, rng: np.random
     return out, new_labels
 
 
-def expected_balance(labels: np.ndarray, p: float) -> float:
-    """Reals per fake once a share `p` of the reals is blended: the loss's positive weight."""
-    reals = float((labels == 0).sum()) * (1.0 - p)
-    fakes = float((labels == 1).sum()) + float((labels == 0).sum()) * p
-    return reals / max(1.0, fakes)
+def expected_balance(labels: np.ndarray, p: float) -> np.float64:
+    """Reals per fake once a share `p` of the reals is blended: the loss's positive weight (a float64, as the
+    CNN's weight always was, so p = 0 trains exactly as before)."""
+    reals = np.float64((labels == 0).sum()) * (1.0 - p)
+    fakes = np.float64((labels == 1).sum()) + np.float64((labels == 0).sum()) * p
+    return np.float64(reals / max(1.0, fakes))
