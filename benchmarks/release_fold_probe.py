@@ -1,8 +1,9 @@
-"""One identity fold of the release recipe with a chosen CNN setting: a minutes-long probe of a recipe change
+"""One identity fold of the release recipe with a chosen detector setting: a minutes-long probe of a recipe change
 before spending an hour on `forensics detect release`.
 
-The CNN trains as the release recipe's fold model does (every working face outside the fold, minus fakes made
-into the held-out person) and is measured three ways:
+The detector (the CNN unless `--detector` names another of the recipe's) trains as the release recipe's fold
+model does (every working face outside the fold, minus the fakes that carry the held-out person: made into them,
+or sampled from a GAN that learned them) and is measured three ways:
   * inside the held-out fold: AUC of that person's reals against each generator's fakes of them (does it detect
     manipulations of a person it never saw?);
   * on the test people and the unseen Poisson swaps: AUC per generator;
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from forensics.data.manifest import read_manifest
     from forensics.detectors import create
     from forensics.metrics import roc_auc
+    from forensics.release.folds import carries
     from forensics.release.pipeline import ReleaseConfig, poisson_fakes, select_rows
     from forensics.release.train import load_crops
 
@@ -37,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                     "`forensics detect release`; built here from --data if missing, about 6 minutes)")
     ap.add_argument("--data", type=Path, default=Path("data/starter"), help="the full starter corpus")
     ap.add_argument("--identity", default="pexels_woman", help="the identity whose fold is held out")
-    ap.add_argument("--params", default="{}", help="JSON: CNN parameters over the release recipe's")
+    ap.add_argument("--detector", default="cnn", choices=ReleaseConfig().detectors)
+    ap.add_argument("--params", default="{}", help="JSON: detector parameters over the release recipe's")
+    ap.add_argument("--drop-generators", default="", help="comma-separated generators whose fakes the probe "
+                    "leaves out of training (an ablation: which fakes teach the shift?)")
     ap.add_argument("--epochs", type=int, default=ReleaseConfig().cnn_epochs)
     ap.add_argument("--out", type=Path, required=True, help="JSON figures")
     args = ap.parse_args(argv)
@@ -51,14 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     work, test, fold_identity = select_rows(read_manifest(args.dataset / "manifest.parquet"), cfg)
     fold = next(f for f, name in fold_identity.items() if name == args.identity)
     inside = (work["fold"] == fold).to_numpy()
-    train = ~inside & (work["target"].astype(str) != args.identity).to_numpy()
-    params = {**cfg.detector_params()["cnn"], **json.loads(args.params)}
+    dropped = work["generator"].astype(str).isin([g for g in args.drop_generators.split(",") if g]).to_numpy()
+    train = ~inside & ~dropped & ~carries(work["carries"], args.identity)
+    params = {**cfg.detector_params()[args.detector], **json.loads(args.params)}
     images = load_crops(work, args.dataset)
     test_images = load_crops(test, args.dataset)
     swaps, swap_images = poisson_fakes(test, test_images, cfg.poisson_swaps, cfg.seed)
 
     t0 = time.perf_counter()
-    cnn = create("cnn", **params).fit(images[train], work["label"].to_numpy()[train])
+    model = create(args.detector, **params).fit(images[train], work["label"].to_numpy()[train])
     seconds = time.perf_counter() - t0
 
     def by_generator(rows, scores) -> dict[str, float]:
@@ -69,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 for g in sorted(set(gens[~real]))}
 
     held_rows = work[inside]
-    held = cnn.predict_proba(images[inside])
-    test_scores = cnn.predict_proba(np.concatenate([test_images, swap_images]))
+    held = model.predict_proba(images[inside])
+    test_scores = model.predict_proba(np.concatenate([test_images, swap_images]))
     import pandas as pd
     test_rows = pd.concat([test[["label", "generator", "identity"]], swaps[["label", "generator", "identity"]]],
                           ignore_index=True)
@@ -78,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     threshold = float(np.quantile(test_scores[test_real], 0.95))
     held_real = (held_rows["label"] == 0).to_numpy() & (held_rows["identity"] == args.identity).to_numpy()
     figures = {
-        "identity": args.identity, "params": params, "train_faces": int(train.sum()), "train_seconds": round(seconds),
-        "history": cnn.history_,
+        "identity": args.identity, "detector": args.detector, "params": params,
+        "dropped_generators": sorted(set(work["generator"].astype(str)[dropped])), "train_faces": int(train.sum()), "train_seconds": round(seconds),
+        "history": getattr(model, "history_", []),
         "held_out_auc_by_generator": by_generator(held_rows, held),
         "test_auc_by_generator": by_generator(test_rows, test_scores),
         "test_auc_all": round(roc_auc(test_rows["label"].to_numpy(), test_scores), 4),

@@ -12,7 +12,8 @@ import pytest
 from forensics.bundle.ood import OODGuard
 from forensics.calibration import DecisionBand
 from forensics.release.calibrate import BandRule, choose_scorer, worst_identity_fpr
-from forensics.release.folds import HELD_OUT, assign_folds, check_folds, fold_identities
+from forensics.release.folds import (HELD_OUT, assign_folds, carried_identities, carries, check_folds,
+                                    fold_identities, generator_training_people)
 
 
 def _manifest(rng: np.random.Generator) -> pd.DataFrame:
@@ -50,6 +51,27 @@ def test_identity_folds_never_share_an_identity(rng):
     broken.iloc[int(np.flatnonzero(df["identity"] == "ann")[0])] = 1
     with pytest.raises(ValueError, match="several folds"):
         check_folds(df, broken)
+
+
+def test_a_fold_never_trains_on_fakes_that_carry_its_person(rng):
+    df = _manifest(rng)
+    df["target"] = ""
+    df.loc[df["sample_id"] == "blend-bob-0", ["generator", "target"]] = ["cyclegan", "ann"]  # bob translated into ann
+    learned = generator_training_people(df)
+    assert learned == {"ann", "bob", "dee"}  # people with real train-split crops; cid and eve are val, fay test
+    carried = carried_identities(df, learned)
+    free = df["generator"] == "stylegan2"
+    assert (carried[free] == "ann|bob|dee").all()  # a GAN sample carries everyone its GAN learned from
+    assert carries(carried, "ann")[(df["sample_id"] == "blend-bob-0").to_numpy()].all()
+    assert not carries(carried, "cid")[free.to_numpy()].any()  # cid's fold may train on the GAN's samples
+    assert (carried[df["label"] == 0] == "").all() and not carries(carried, "ann")[(df["label"] == 0).to_numpy()].any()
+    # the run_folds rule: ann's fold trains on no StyleGAN2 sample and not on the translation into her
+    frame = df.assign(fold=assign_folds(df, min_crops=50), carries=carried)
+    fold_of_ann = int(frame.loc[frame["identity"] == "ann", "fold"].iloc[0])
+    train = (frame["fold"] != fold_of_ann).to_numpy() & ~carries(frame["carries"], "ann")
+    assert not (train & free.to_numpy()).any()
+    assert "blend-bob-0" not in set(frame.loc[train, "sample_id"])
+    assert (train & (frame["identity"] == "bob").to_numpy() & (frame["label"] == 1).to_numpy()).any()
 
 
 def _scores(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,10 +5,17 @@ franck, webcam_man, pexels_woman, carphone_man), so its out-of-fold scores are l
 the small identities (people seen in one or a few stills) are spread over those folds by a seeded hash, and so
 are the identity-free fakes (StyleGAN2 samples) by their group. A fake goes with the identity it was made from.
 Rows of the test split get fold -1: no fold model trains on them and the final models never see them.
+
+A fold's model must also not train on fakes that *carry* its person's appearance without being in its fold
+(`carried_identities`): a translation or swap made into them, and a sample of an unconditional GAN that learned
+from them. The zoo's StyleGAN2 learned the corpus's train-split people, and its samples are mostly the Pexels
+woman's hair, face and background: the fold that held her out, trained on those samples as fakes and on none of
+her reals, called 99.8% of her reals fake (`benchmarks/release_fold_probe.py`; 0.0% without them).
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -60,3 +67,24 @@ def check_folds(df: pd.DataFrame, folds: pd.Series) -> None:
         raise ValueError(f"identities in several folds: {spread[spread > 1].index.tolist()[:5]}")
     if (frame.loc[frame["split"] == "test", "fold"] != HELD_OUT).any():
         raise ValueError("a test-split row was given a training fold")
+
+
+def carried_identities(df: pd.DataFrame, learned_from: Collection[str]) -> pd.Series:
+    """Per row, the "|"-joined people whose fold model must not train on it: a fake's target (the person a
+    translation or swap was made into), and for identity-free fakes every person their generator learned from."""
+    free = (df["label"] == 1) & (df["identity"].astype(str) == "")
+    targets = df["target"].astype(str) if "target" in df else pd.Series("", index=df.index)
+    learned = "|".join(sorted(learned_from))
+    return targets.where(~free, learned).where(df["label"] == 1, "")
+
+
+def carries(carried: pd.Series, identity: str) -> np.ndarray:
+    """Rows whose carried identities include `identity`."""
+    return carried.astype(str).str.split("|").map(lambda names: identity in names).to_numpy(bool)
+
+
+def generator_training_people(df: pd.DataFrame) -> set[str]:
+    """The people the zoo's checkpoints learned from: those with real train-split crops (the zoo trains on the
+    corpus's train split, `generators.data.load_image_tensor`)."""
+    reals = df[(df["label"] == 0) & (df["split"] == "train") & (df["identity"].astype(str) != "")]
+    return set(reals["identity"].astype(str))

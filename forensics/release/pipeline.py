@@ -60,12 +60,14 @@ def _cap(rows: pd.DataFrame, by: str, cap: int, seed: int) -> pd.DataFrame:
 def select_rows(df: pd.DataFrame, cfg: ReleaseConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, str]]:
     """Working rows (train+val, with their fold), test rows (reals and twins capped per identity) and the large
     identity each fold holds out."""
-    from forensics.release.folds import HELD_OUT, assign_folds, check_folds, fold_identities
+    from forensics.release.folds import (HELD_OUT, assign_folds, carried_identities, check_folds, fold_identities,
+                                         generator_training_people)
 
     faces = df[df["media"].isin(("image", "frame"))].reset_index(drop=True)
     folds = assign_folds(faces, cfg.min_crops, cfg.seed)
     check_folds(faces, folds)
-    faces = faces.assign(fold=folds.to_numpy(), twin=faces["sample_id"].str.startswith("lowres:"))
+    faces = faces.assign(fold=folds.to_numpy(), twin=faces["sample_id"].str.startswith("lowres:"),
+                         carries=carried_identities(faces, generator_training_people(faces)))
 
     def capped(part: pd.DataFrame, cap: int) -> pd.DataFrame:
         reals = part[(part["label"] == 0) & ~part["twin"]]
