@@ -11,7 +11,9 @@ or sampled from a GAN that learned them) and is measured three ways:
     (is a new person's whole face scored as fake?).
 
     python benchmarks/release_fold_probe.py --dataset runs/release3/dataset --identity pexels_woman \
-        --params '{"online_blend": 0.5}' --out reports/release/probe_online_blend.json
+        --params '{"online_blend": 0.5}' --out reports/release/probe/online_blend.json
+    python benchmarks/release_fold_probe.py --dataset runs/release3/dataset --identity pexels_woman \
+        --detector dct --drop-generators stylegan2 --out reports/release/probe/dct_no_stylegan2.json
 """
 from __future__ import annotations
 
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     held_real = (held_rows["label"] == 0).to_numpy() & (held_rows["identity"] == args.identity).to_numpy()
     figures = {
         "identity": args.identity, "detector": args.detector, "params": params,
-        "dropped_generators": sorted(set(work["generator"].astype(str)[dropped])), "train_faces": int(train.sum()), "train_seconds": round(seconds),
+        "dropped_generators": sorted(set(work["generator"].astype(str)[dropped])),
+        "train_faces": int(train.sum()), "train_seconds": round(seconds),
         "history": getattr(model, "history_", []),
         "held_out_auc_by_generator": by_generator(held_rows, held),
         "test_auc_by_generator": by_generator(test_rows, test_scores),

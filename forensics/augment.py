@@ -5,8 +5,8 @@
     easy to spot... for now": Gaussian blur sigma ~ U[0, 3] and JPEG quality ~ U{30..100}, each applied
     independently with probability 0.1 or 0.5), `postproc` (the chain analysts' media go through: down-and-up
     resize, blur, noise, JPEG, each with probability 0.5, in that order), `camera` (postproc preceded by what
-    cameras do before that chain: in-camera sharpening and a colour/exposure shift) and `strong`. Every preset is drawn per
-    image without looking at its label, so reals and fakes share one processing history.
+    cameras do before that chain: in-camera sharpening and a colour/exposure shift) and `strong`. Every preset is
+    drawn per image without looking at its label, so reals and fakes share one processing history.
 (b) Evaluation-time robustness perturbations: named, deterministic, recorded. `perturb(img, "jpeg75")`
     returns the perturbed uint8 image and a JSON-able record of exactly what was done.
 
@@ -81,10 +81,11 @@ def training_transform(preset: str, seed: int | None = None):
             A.ImageCompression(compression_type="jpeg", quality_range=(30, 100), p=0.5),
         ]
         if name == "camera":
-            # postproc only ever softens, so a sharp real camera is outside everything a detector trained on
-            # video frames has seen (issue 18: a held-out person's crops were 10x sharper by Laplacian variance
-            # than every training crop, and all scored fake). Sharpening at alpha 0.1-0.5 takes a webcam crop's
-            # Laplacian variance from ~130 to ~1,200, the range of a sharp still.
+            # postproc only ever softens, so a sharp real camera lies outside everything a detector trained on
+            # soft video frames has seen. Sharpening at alpha 0.1-0.5 takes a webcam crop's Laplacian variance
+            # from ~130 to ~1,200, the range of a sharp still. (Tried for issue 18's held-out pexels_woman, the
+            # sharpest person in the corpus: it did not help her, reports/release/probe/camera.json; the cause
+            # was StyleGAN2's copies of her, see forensics/release/folds.py.)
             steps[1:1] = [
                 A.Sharpen(alpha=(0.1, 0.5), lightness=(0.9, 1.1), p=0.3),
                 A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.7, 1.3), hue=(-0.03, 0.03),
