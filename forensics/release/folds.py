@@ -73,9 +73,8 @@ def carried_identities(df: pd.DataFrame, learned_from: Collection[str]) -> pd.Se
     """Per row, the "|"-joined people whose fold model must not train on it: a fake's target (the person a
     translation or swap was made into), and for identity-free fakes every person their generator learned from."""
     free = (df["label"] == 1) & (df["identity"].astype(str) == "")
-    targets = df["target"].astype(str) if "target" in df else pd.Series("", index=df.index)
     learned = "|".join(sorted(learned_from))
-    return targets.where(~free, learned).where(df["label"] == 1, "")
+    return df["target"].astype(str).where(~free, learned).where(df["label"] == 1, "")
 
 
 def carries(carried: pd.Series, identity: str) -> np.ndarray:

@@ -71,17 +71,15 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
 def run_folds(rows: pd.DataFrame, images: np.ndarray, detectors: Mapping[str, Mapping[str, Any]],
               perturbations: Sequence[str], out: Path, seed: int, log: Callable[[str], None],
               fold_identity: Mapping[int, str] | None = None) -> pd.DataFrame:
-    """Out-of-fold raw scores for every working row (`rows` has a `fold` column, no held-out rows).
+    """Out-of-fold raw scores for every working row (`rows` has `fold` and `carries` columns, as `select_rows`
+    gives them, and no held-out rows).
 
-    A fold's models also train without the fakes that carry the fold's identity (`rows["carries"]`, see
-    `folds.carried_identities`; without that column, the fakes whose *target* it is): a translation into that
-    person, a face swap onto them, a GAN sample of a GAN that learned them. A model trained on those and on none
-    of the person's reals learns "looks like this person = fake"."""
+    A fold's models also train without the fakes that carry the fold's identity (`folds.carried_identities`): a
+    translation into that person, a face swap onto them, a sample of a GAN that learned them. A model trained on
+    those and on none of the person's reals learns "looks like this person = fake"."""
     from forensics.release.folds import carries
 
     labels = rows["label"].to_numpy(np.int64)
-    carried = rows["carries"] if "carries" in rows else (
-        rows["target"].astype(str) if "target" in rows else pd.Series("", index=rows.index))
     tables = []
     for fold in sorted(rows["fold"].unique()):
         table_path = out / "scores" / f"fold{fold}.parquet"
@@ -90,7 +88,7 @@ def run_folds(rows: pd.DataFrame, images: np.ndarray, detectors: Mapping[str, Ma
             tables.append(table[table["sample_id"].isin(rows["sample_id"])])
             continue
         inside = (rows["fold"] == fold).to_numpy()
-        train = ~inside & ~carries(carried, (fold_identity or {}).get(int(fold), "\0"))
+        train = ~inside & ~carries(rows["carries"], (fold_identity or {}).get(int(fold), "\0"))
         held = ", ".join(sorted(rows.loc[inside & (labels == 0), "identity"].astype(str).unique()))
         log(f"fold {fold}: training without {held} ({int(train.sum())} faces), scoring its {int(inside.sum())}")
         models = {name: fit_or_load(name, {**params, **({"seed": seed} if name == "cnn" else {})},
