@@ -187,3 +187,6 @@ def test_shipped_bundle_scores_tracks_with_its_video_model_at_the_scan_default()
     assert unavailable_reason(bundle, ScanSettings().every) is None
     record = bundle.video_model.record
     assert record["config"]["train_splits"] == ["train", "val"] and record["clips"] > 0
+    # the fusion and band were fitted on frame scores of folds that never saw the video's person (--release)
+    assert record["frames_from"] and all(how.startswith("out of fold") for how in record["frames_from"].values()), \
+        record.get("frames_from")

@@ -300,6 +300,10 @@ def video_model_cmd(
     videos: Path = typer.Option(Path("runs/video/dataset"), "--videos", help="the clip dataset (built if missing)"),
     work: Path = typer.Option(Path("runs/video_model"), "--work", help="per-clip measurements (a rerun resumes)"),
     report: Path = typer.Option(Path("reports/video"), "--report", help="where video_model.md/json go"),
+    release: Optional[Path] = typer.Option(None, "--release", help="the bundle's release run folder (e.g. "
+                                           "runs/release): score each training video's frames with the fold "
+                                           "detectors that never saw its person, so the fusion is fitted out of "
+                                           "sample"),
 ) -> None:
     """Train the bundle's video model: the temporal (flicker) detector and its fusion with the frame scores, with
     a video band fitted leave-one-source-video-out; every clip measured as the scan measures a video. Writes
@@ -312,9 +316,10 @@ def video_model_cmd(
 
     started = time.perf_counter()
     manifest = build_clip_dataset(data / "manifest.parquet", videos, log=typer.echo)
-    model, table, lovo, held = train_video_model(bundle, manifest, work, log=typer.echo)
+    model, table, lovo, held = train_video_model(bundle, manifest, work, log=typer.echo, release=release)
     figures = video_model_figures(lovo, held, model)
-    command = f"forensics detect video-model {bundle} --videos {videos} --work {work} --report {report}"
+    command = (f"forensics detect video-model {bundle} --videos {videos} --work {work} --report {report}"
+               + (f" --release {release}" if release is not None else ""))
     path = write_video_model_report(report, figures, table, command, time.perf_counter() - started)
     for name, t in figures["targets"].items():
         typer.echo(f"{name}: {t['value']} (target {t['target']}: {'met' if t['met'] else 'not met'})")

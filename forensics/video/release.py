@@ -265,24 +265,49 @@ def score_rows(model: VideoModel, rows: pd.DataFrame) -> pd.DataFrame:
     return out.assign(**{TEMPORAL_INPUT: temporal, "fused": fused})
 
 
-def train_video_model(bundle_dir: str | Path, videos: str | Path, work: str | Path,
-                      cfg: VideoModelConfig = VideoModelConfig(),
-                      log: Callable[[str], None] = print) -> tuple[VideoModel, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Measure the clips with the bundle, fit the video model on the `train_splits` source videos, score the
-    others with it, attach it to the bundle. -> (model, measured rows, leave-one-video-out scores of the training
-    videos, the shipped model's scores of the held-out videos)"""
+def measure_with_frame_bundles(clips: pd.DataFrame, root: Path, work: Path, bundle_dir: Path,
+                               frame_bundles: dict[str, Path], cfg: VideoModelConfig,
+                               log: Callable[[str], None]) -> pd.DataFrame:
+    """`measure_clips`, each source video's frames scored by its fold bundle where it has one (out of fold), by
+    the bundle itself otherwise; the `frames_from` column says which."""
     from forensics.bundle.model import load_bundle
-    from forensics.data.manifest import dataset_root
+
+    parts = []
+    scorer_of = clips["source"].map(lambda s: str(frame_bundles.get(s, bundle_dir)))
+    for path, group in clips.groupby(scorer_of, sort=True):
+        label = "bundle" if Path(path) == bundle_dir else f"out of fold ({Path(path).name} held out)"
+        log(f"measuring {sorted(group['source'].unique())}: frames scored by {path} ({label})")
+        parts.append(measure_clips(group, root, work, load_bundle(path), cfg, log).assign(frames_from=label))
+    return pd.concat(parts, ignore_index=True)
+
+
+def train_video_model(bundle_dir: str | Path, videos: str | Path, work: str | Path,
+                      cfg: VideoModelConfig = VideoModelConfig(), log: Callable[[str], None] = print,
+                      release: str | Path | None = None) -> tuple[VideoModel, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Measure the clips with the bundle, fit the video model on the `train_splits` source videos, score the
+    others with it, attach it to the bundle. With `release` (the bundle's release run folder), each training
+    video's frames are scored by the fold detectors that never saw its person (`forensics.video.out_of_fold`), so
+    the fusion and the band are fitted on frame scores as out of sample as the temporal ones.
+    -> (model, measured rows, leave-one-video-out scores of the training videos, the shipped model's scores of
+    the held-out videos)"""
+    from forensics.data.manifest import dataset_root, read_manifest
+    from forensics.video.out_of_fold import frame_bundles, video_identities
 
     bundle_dir, work = Path(bundle_dir), Path(work)
     detach_from_bundle(bundle_dir)  # the frame scores do not depend on it; a retrain replaces it
-    bundle = load_bundle(bundle_dir)
     clips = clip_table(videos)
+    clips["identity"] = clips["source"].map(video_identities(clips, read_manifest(videos)))
     log(f"{len(clips)} clips from {clips['source'].nunique()} source videos "
         f"({clips.drop_duplicates('source').set_index('source')['split'].to_dict()}), conditions {list(cfg.conditions)}")
-    table = measure_clips(clips, dataset_root(videos), work, bundle, cfg, log)
+    scorers: dict[str, Path] = {}
+    if release is not None:
+        people = clips[clips["split"].isin(cfg.train_splits) & clips["identity"].notna()]
+        scorers = frame_bundles(bundle_dir, release, dict(zip(people["source"], people["identity"])), work)
+        log(f"out-of-fold frame scores for {sorted(scorers)}; the bundle scores the rest")
+    table = measure_with_frame_bundles(clips, dataset_root(videos), work, bundle_dir, scorers, cfg, log)
     training = table["split"].isin(cfg.train_splits).to_numpy()
     model, lovo = fit_video_model(table[training].reset_index(drop=True), cfg)
+    model.record["frames_from"] = table[training].drop_duplicates("source").set_index("source")["frames_from"].to_dict()
     held = score_rows(model, table[~training]) if (~training).any() else lovo.iloc[:0]
     attach_to_bundle(bundle_dir, model)
     table.to_parquet(work / "clips.parquet", index=False)

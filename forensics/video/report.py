@@ -68,7 +68,31 @@ def video_model_figures(lovo: pd.DataFrame, held: pd.DataFrame, model: VideoMode
         t["met"] = t["value"] is not None and t["value"] >= t["target"]
     figures["weights"] = {"fusion": model.fusion.weights(), "temporal": model.temporal.weights()}
     figures["decides"] = {"decides": model.decides, **(model.record.get("choice") or {})}
+    figures["frames_from"] = model.record.get("frames_from") or {}
     return figures
+
+
+def _shared_people(table: pd.DataFrame, figures: dict[str, Any]) -> str:
+    """A sentence naming the held-out videos whose person the models did learn from another video ('' if none)."""
+    if "identity" not in table:
+        return ""
+    people = table.drop_duplicates("source").set_index("source")["identity"]
+    trained = set(people.reindex(figures["lovo"]["videos"]).dropna())
+    shared = [f"{v} ({people[v]})" for v in figures["held_out"]["videos"] if people.get(v) in trained]
+    return (f" The person of {', '.join(shared)} is also in a training video: those figures measure a new video "
+            "of a known person, not a stranger." if shared else "")
+
+
+def _frames_sentence(frames_from: dict[str, str]) -> str:
+    """How the training videos' frame scores were made: out of fold (release fold detectors) or in sample."""
+    oof = sorted(v for v, how in frames_from.items() if how.startswith("out of fold"))
+    if oof and len(oof) == len(frames_from):
+        return ("Their frames are scored out of fold: each video's by the release run's fold detectors that never "
+                "saw its person (`--release`), under the bundle's calibration, so the frame score is as out of "
+                "sample as the temporal one.")
+    sentence = ("The bundle's image detectors did train on frames of these videos, so the frame score is not out of "
+                "sample here")
+    return sentence + (f" (except {', '.join(oof)}: scored out of fold)." if oof else ".")
 
 
 def _fmt(a: dict[str, Any]) -> str:
@@ -118,13 +142,14 @@ def write_video_model_report(out: str | Path, figures: dict[str, Any], table: pd
              f"no sign <= {band['low']:.4f} < inconclusive <= {band['high']:.4f} < likely manipulated.", "",
              f"## Leave one source video out (training videos: {', '.join(figures['lovo']['videos'])})", "",
              "Every clip scored by a temporal detector and a fusion that never saw its source video; the band is "
-             "fitted on these scores to bound the worst video's false-positive rate. The bundle's image detectors "
-             "did train on frames of these videos, so the frame score is not out of sample here.", "",
+             "fitted on these scores to bound the worst video's false-positive rate. "
+             + _frames_sentence(figures.get("frames_from", {})), "",
              *_block_lines(figures["lovo"])]
     if "held_out" in figures:
         lines += ["", f"## Held-out test videos ({', '.join(figures['held_out']['videos'])}): the shipped models", "",
                   "Source videos of the corpus's test split: neither the bundle's image detectors nor the video "
-                  "model saw them or any fake made from them.", "", *_block_lines(figures["held_out"])]
+                  "model saw them or any fake made from them." + _shared_people(table, figures), "",
+                  *_block_lines(figures["held_out"])]
     d = figures["decides"]
     lines += ["", f"**Does the video score decide a track's verdict? {'Yes' if d['decides'] else 'No'}**: "
               f"{d.get('why', '')}. " + ("" if d["decides"] else "The scan shows the temporal and video scores per "
