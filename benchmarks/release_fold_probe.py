@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(argv: list[str] | None = None) -> int:
     from forensics.data.manifest import read_manifest
     from forensics.detectors import create
+    from forensics.detectors import list as detector_names
     from forensics.metrics import roc_auc
     from forensics.release.folds import carries
     from forensics.release.pipeline import ReleaseConfig, poisson_fakes, select_rows
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                     "`forensics detect release`; built here from --data if missing, about 6 minutes)")
     ap.add_argument("--data", type=Path, default=Path("data/starter"), help="the full starter corpus")
     ap.add_argument("--identity", default="pexels_woman", help="the identity whose fold is held out")
-    ap.add_argument("--detector", default="cnn", choices=ReleaseConfig().detectors)
+    ap.add_argument("--detector", default="cnn", choices=[d for d in detector_names() if d != "temporal"],
+                    help="one of the recipe's detectors, or another frame detector (trained like the linear ones)")
     ap.add_argument("--params", default="{}", help="JSON: detector parameters over the release recipe's")
     ap.add_argument("--drop-generators", default="", help="comma-separated generators whose fakes the probe "
                     "leaves out of training (an ablation: which fakes teach the shift?)")
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     inside = (work["fold"] == fold).to_numpy()
     dropped = work["generator"].astype(str).isin([g for g in args.drop_generators.split(",") if g]).to_numpy()
     train = ~inside & ~dropped & ~carries(work["carries"], args.identity)
-    params = {**cfg.detector_params()[args.detector], **json.loads(args.params)}
+    recipe = cfg.detector_params()
+    params = {**recipe.get(args.detector, recipe["dct"]), **json.loads(args.params)}
     images = load_crops(work, args.dataset)
     test_images = load_crops(test, args.dataset)
     swaps, swap_images = poisson_fakes(test, test_images, cfg.poisson_swaps, cfg.seed)

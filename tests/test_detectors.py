@@ -32,7 +32,7 @@ def make(name: str):
 
 
 def test_registry_lists_and_suggests():
-    assert D.list() == ["cnn", "dct", "spectral", "temporal"]
+    assert D.list() == ["cnn", "dct", "seam", "spectral", "temporal"]
     with pytest.raises(ValueError, match="Did you mean 'spectral'"):
         D.create("spectrl")
     with pytest.raises(TypeError, match="n_binz"):

@@ -15,6 +15,7 @@ from typing import Any
 _REGISTRY: dict[str, str] = {
     "spectral": "forensics.detectors.spectral:SpectralDetector",
     "dct": "forensics.detectors.dct:DCTDetector",
+    "seam": "forensics.detectors.seam:SeamDetector",
     "cnn": "forensics.detectors.cnn:CNNDetector",
     "temporal": "forensics.detectors.temporal:TemporalDetector",
 }
