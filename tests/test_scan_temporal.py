@@ -154,6 +154,10 @@ def test_video_model_round_trip_and_refusals(tmp_path, temporal_bundle) -> None:
                     again.score_segments(feats, np.array([0.1, 0.4, 0.6, 0.9]))):
         np.testing.assert_array_equal(a, b)
     record = json.loads((copy / "video_model.json").read_text())
+    assert again.video_score == model.video_score == record["video_score"]
+    (copy / "video_model.json").write_text(json.dumps({**record, "video_score": "frames"}))
+    with pytest.raises(CheckpointError, match="video_score"):
+        VideoModel.load(copy)
     (copy / "video_model.json").write_text(json.dumps({**record, "every": 0}))
     with pytest.raises(CheckpointError, match="every"):
         VideoModel.load(copy)
@@ -163,6 +167,60 @@ def test_video_model_round_trip_and_refusals(tmp_path, temporal_bundle) -> None:
     (broken / "bundle.json").write_text(json.dumps({**meta, "temporal": "../elsewhere"}))
     with pytest.raises(BundleError, match="temporal"):
         load_bundle(broken)
+
+
+def _lovo_scores(frames: float, temporal: float, fused: float, n: int = 200) -> pd.DataFrame:
+    """Leave-one-video-out scores of n clips whose three scores separate the labels by the given margins."""
+    from scipy.special import expit
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], n // 2)
+    return pd.DataFrame({"label": y, "source": np.repeat(["a", "b", "c", "d"], n // 4),
+                         **{name: expit(y * margin + rng.normal(0, 1, n)) for name, margin in
+                            (("frames:mean", frames), ("temporal", temporal), ("fused", fused))}})
+
+
+def test_the_video_score_is_the_candidate_that_won_leave_one_video_out() -> None:
+    from forensics.video.release import choose_video_score
+
+    temporal_best = choose_video_score(_lovo_scores(frames=0.5, temporal=2.0, fused=1.0))
+    assert temporal_best["video_score"] == "temporal" and temporal_best["decides"], temporal_best
+    assert "temporal score alone" in temporal_best["why"]
+    fused_best = choose_video_score(_lovo_scores(frames=0.5, temporal=1.0, fused=2.0))
+    assert fused_best["video_score"] == "fused" and fused_best["decides"], fused_best
+    frames_best = choose_video_score(_lovo_scores(frames=2.0, temporal=0.5, fused=1.0))
+    assert frames_best["video_score"] == "fused" and not frames_best["decides"], frames_best
+    assert frames_best["lovo_auc"]["frames:mean"] > frames_best["lovo_auc"]["fused"]
+
+
+def test_a_score_whose_reals_of_one_video_score_high_loses_at_the_band_despite_its_auc() -> None:
+    """The temporal score ranks clips better overall, but one video's reals sit at the top: a band bounding the
+    false-positive rate must rise above them and catches fewer fakes than the fusion's."""
+    from forensics.video.release import choose_video_score
+
+    lovo = _lovo_scores(frames=0.5, temporal=4.0, fused=1.5, n=400)
+    odd = lovo.index[(lovo["source"] == "a") & (lovo["label"] == 0)][:16]
+    lovo.loc[odd, "temporal"] = 0.9999  # 8% of the reals, all of one video: above a 5% false-positive threshold
+    choice = choose_video_score(lovo)
+    assert choice["lovo_auc"]["temporal"] > choice["lovo_auc"]["fused"], choice
+    assert choice["video_score"] == "fused" and choice["decides"], choice
+    assert choice["lovo_likely_rate"]["temporal"] < choice["lovo_likely_rate"]["fused"]
+
+
+def test_the_segments_video_score_is_the_one_the_model_names(temporal_bundle) -> None:
+    from dataclasses import replace
+
+    from forensics.bundle.model import load_bundle
+
+    model = load_bundle(temporal_bundle).video_model
+    feats = [{n: 0.3 * i for n in model.temporal.feature_names} for i in range(4)]
+    frames = np.array([0.9, 0.1, 0.8, 0.2])
+    temporal, fused, video = replace(model, video_score="temporal").score_segments(feats, frames)
+    np.testing.assert_array_equal(video, temporal)
+    assert not np.allclose(fused, temporal)
+    np.testing.assert_array_equal(replace(model, video_score="fused").score_segments(feats, frames)[2], fused)
+    with pytest.raises(ValueError, match="video_score"):
+        replace(model, video_score="frames")
 
 
 def test_bench_video_needs_a_bundle_with_a_video_model(tmp_path) -> None:

@@ -47,7 +47,8 @@ def temporal_signal(units: Sequence[Mapping[str, Any]]) -> Signal | None:
         return Signal(NO_INFORMATION, tracks[0]["temporal"]["reason"])
     unit = max(available, key=lambda u: u["temporal"]["video_probability"])
     t = unit["temporal"]
-    text = (f"{unit['id']}: temporal P(fake) {t['probability']:.2f}, video (frames + flicker) P(fake) "
+    what = "flicker alone" if t.get("video_score") == "temporal" else "frames + flicker"
+    text = (f"{unit['id']}: temporal P(fake) {t['probability']:.2f}, video ({what}) P(fake) "
             f"{t['video_probability']:.2f}, {t['verdict']}")
     if not t.get("decides", True):  # measured not to beat the frames: shown, takes no stance
         return Signal(NO_INFORMATION, f"{text} (not used for the verdict: {t.get('decides_why', '')})")

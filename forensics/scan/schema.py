@@ -8,7 +8,8 @@ makes a new version (and a scan folder of another version cannot be resumed).
   bundle's video model) when `temporal.available` and `temporal.decides`; `frames_probability` keeps the frame mean. `temporal` gains
   `video_probability`, `verdict`, `band`, `decides` (whether that score decides the track), `segment_seconds` and
   `segments`, and loses the never-filled `score`. Later evidence (metadata, JPEG history, C2PA, where-maps) goes into each file's
-`evidence` object, one key per section, which this version leaves open.
+`evidence` object, one key per section, which this version leaves open. `temporal.video_score` (added) says
+  whether the video probability is the fusion or the flicker score alone.
 """
 from __future__ import annotations
 

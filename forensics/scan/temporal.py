@@ -2,8 +2,8 @@
 
 Per-frame face scores miss what only shows over time (a per-frame face swap flickers). While the frames of a
 chunk are in memory, every face goes to a `forensics.video.segments.TrackSegmenter`; each completed segment
-(the clip length the model was trained on) gets the temporal detector's P(fake) and the fused video P(fake)
-(`forensics.video.model.VideoModel`). A track's temporal record lists its segments; its video score is their
+(the clip length the model was trained on) gets the temporal detector's P(fake) and the video P(fake): frames
+and flicker fused, or the flicker alone where that won (`forensics.video.model.VideoModel.video_score`). A track's temporal record lists its segments; its video score is their
 mean, and decides the track's verdict with the video band when the model measured that it wins (`decides`).
 A bundle without a video model, or a scan whose keyframe spacing differs from the one the model was trained
 with, gets `available: false` and the reason.
@@ -56,18 +56,18 @@ def feed_chunk(segmenter: TrackSegmenter, chunk: Sequence[Any], probabilities: S
 
 
 def score_segments(bundle: Any, segments: Sequence[Segment]) -> list[dict[str, Any]]:
-    """Each segment's record: frames, the frame score mean, temporal and fused P(fake), verdict, features."""
+    """Each segment's record: frames, the frame score mean, temporal and video P(fake), verdict, features."""
     if not segments:
         return []
     model = bundle.video_model
-    temporal, fused = model.score_segments([s.features for s in segments],
-                                           np.array([s.frames_mean for s in segments]))
+    temporal, _, video = model.score_segments([s.features for s in segments],
+                                              np.array([s.frames_mean for s in segments]))
     return [{"first_frame": int(s.frame_idx[0]), "last_frame": int(s.frame_idx[-1]), "frames": int(s.frame_idx.size),
              "frames_probability": round(s.frames_mean, 6), "temporal_probability": round(float(t), 6),
              "probability": round(float(f), 6), "verdict": model.band.verdict(float(f)),
              "features": {k: (None if not np.isfinite(v) else round(float(v), 5)) for k, v in sorted(s.features.items())},
              "flicker_frames": _flicker_frames(s)}
-            for s, t, f in zip(segments, temporal, fused)]
+            for s, t, f in zip(segments, temporal, video)]
 
 
 def _flicker_frames(segment: Segment) -> list[int]:
@@ -89,6 +89,6 @@ def track_temporal(bundle: Any, reason: str | None, segments: list[dict[str, Any
     video = float(np.mean([s["probability"] for s in segments]))
     why = (model.record.get("choice") or {}).get("why", "")
     return {"available": True, "probability": round(float(np.mean([s["temporal_probability"] for s in segments])), 6),
-            "video_probability": round(video, 6), "verdict": model.band.verdict(video),
+            "video_probability": round(video, 6), "video_score": model.video_score, "verdict": model.band.verdict(video),
             "band": [round(model.band.low, 6), round(model.band.high, 6)], "decides": model.decides,
             "decides_why": why, "segment_seconds": model.segment_seconds, "reason": None, "segments": segments}

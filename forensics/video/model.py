@@ -2,13 +2,16 @@
 
 A track is scored segment by segment (`forensics.video.segments`): the temporal detector turns a segment's
 flicker features into P(fake); the fusion (stacked logistic regression, `forensics.video.fusion.FusionModel`)
-combines it with the mean of the bundle's per-frame fused probabilities over the segment; a track's video
-score is the mean over its segments, judged by its own decision band (fitted on leave-one-video-out scores so
-that it bounds the worst source video's false-positive rate).
+combines it with the mean of the bundle's per-frame fused probabilities over the segment. A segment's *video
+score* is one of the two, `video_score` says which: the fused score, or the temporal score alone where leave
+one source video out it beat the fusion (the frame score's level shifts from one video to the next, and a
+fusion fitted on a few videos can pay more for that than it gains). A track's video score is the mean over its
+segments, judged by its own decision band (fitted on leave-one-video-out scores so that it bounds the worst
+source video's false-positive rate).
 
 The video score decides a track's verdict only where it wins: `decides` is True when, leave one source video
-out, the fused score's AUC beat the frame mean's (see `forensics.video.release.fusion_wins`). Otherwise the
-scan still measures and shows the flicker and video scores, but the track is judged on its frames.
+out, its AUC beat the frame mean's (see `forensics.video.release.choose_video_score`). Otherwise the scan still
+measures and shows the flicker and video scores, but the track is judged on its frames.
 
 The features depend on how faces are found (landmark jitter is measured between detections), so the model
 records the scan's keyframe spacing (`every`) and segment length it was trained with; a scan with other
@@ -30,18 +33,25 @@ from forensics.data.media import write_bytes_atomic
 
 VIDEO_MODEL_FORMAT = "forensics-video-model/1"
 FRAMES_INPUT, TEMPORAL_INPUT = "frames:mean", "temporal"
+FUSED = "fused"
+VIDEO_SCORES = (FUSED, TEMPORAL_INPUT)  # what a model's video score can be
 
 
 @dataclass
 class VideoModel:
     temporal: Any  # forensics.detectors.temporal.TemporalDetector
     fusion: Any  # forensics.video.fusion.FusionModel over (FRAMES_INPUT, TEMPORAL_INPUT)
-    band: DecisionBand  # on the fused video score
+    band: DecisionBand  # on the video score
     every: int  # the scan's keyframe spacing the features were measured with
     segment_seconds: float
     face_px: int = 64
     decides: bool = True  # the video score decides the track's verdict (False: shown, the frames decide)
     record: dict[str, Any] = field(default_factory=dict)  # how it was trained, why it decides or not, its figures
+    video_score: str = FUSED  # which of VIDEO_SCORES the band judges and the verdict uses
+
+    def __post_init__(self) -> None:
+        if self.video_score not in VIDEO_SCORES:
+            raise ValueError(f"video_score must be one of {VIDEO_SCORES}, got {self.video_score!r}")
 
     def segmenter(self, fps: float) -> Any:
         """A `TrackSegmenter` cutting tracks as this model's training clips were cut."""
@@ -49,13 +59,16 @@ class VideoModel:
 
         return TrackSegmenter(segment_length(self.segment_seconds, fps), self.face_px)
 
-    def score_segments(self, features: list[dict[str, float]], frames_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per segment: the temporal P(fake) and the fused video P(fake). -> ([S], [S])"""
+    def score_segments(self, features: list[dict[str, float]],
+                       frames_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per segment: the temporal P(fake), the fused P(fake) and the video score (whichever of the two
+        `video_score` names). -> ([S], [S], [S])"""
         import pandas as pd
 
         temporal = self.temporal.predict_proba(features)
         inputs = pd.DataFrame({FRAMES_INPUT: np.asarray(frames_mean, np.float64), TEMPORAL_INPUT: temporal})
-        return temporal, self.fusion.predict_proba(inputs)
+        fused = self.fusion.predict_proba(inputs)
+        return temporal, fused, (fused if self.video_score == FUSED else temporal)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -63,7 +76,7 @@ class VideoModel:
         self.fusion.save(directory / "fusion")
         config = {"format": VIDEO_MODEL_FORMAT, "every": self.every, "segment_seconds": self.segment_seconds,
                   "face_px": self.face_px, "band": self.band.to_dict(), "decides": self.decides,
-                  "record": self.record}
+                  "video_score": self.video_score, "record": self.record}
         write_bytes_atomic(directory / "video_model.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
@@ -80,6 +93,9 @@ class VideoModel:
                                   "video model")
         if not isinstance(config["decides"], bool):
             raise CheckpointError(f"{path}: decides must be true or false, got {config['decides']!r}")
+        video_score = config.get("video_score", FUSED)  # models saved before the choice existed: the fusion
+        if video_score not in VIDEO_SCORES:
+            raise CheckpointError(f"{path}: video_score must be one of {list(VIDEO_SCORES)}, got {video_score!r}")
         if config["format"] != VIDEO_MODEL_FORMAT:
             raise CheckpointError(f"{path}: format {config['format']!r}, expected {VIDEO_MODEL_FORMAT!r}")
         check_finite_numbers(path, config["band"], "band")
@@ -97,5 +113,6 @@ class VideoModel:
         if tuple(fusion.inputs) != (FRAMES_INPUT, TEMPORAL_INPUT):
             raise CheckpointError(f"{directory / 'fusion'}: inputs {list(fusion.inputs)}, expected "
                                   f"{[FRAMES_INPUT, TEMPORAL_INPUT]}")
-        return cls(temporal, fusion, band, every, seconds, face_px, config["decides"], dict(config.get("record") or {}))
+        return cls(temporal, fusion, band, every, seconds, face_px, config["decides"], dict(config.get("record") or {}),
+                   video_score)
 

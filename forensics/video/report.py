@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forensics.video.model import FRAMES_INPUT, TEMPORAL_INPUT, VideoModel
+from forensics.video.model import FRAMES_INPUT, FUSED, TEMPORAL_INPUT, VideoModel
 
-SCORES = (FRAMES_INPUT, TEMPORAL_INPUT, "fused")
+SCORES = (FRAMES_INPUT, TEMPORAL_INPUT, FUSED)
 TARGETS = {"fused_auc_clean": 0.95, "temporal_auc_crf35": 0.75, "naive_swap_likely": 0.80}
 
 
@@ -30,7 +30,7 @@ def score_block(scores: pd.DataFrame, model: VideoModel, n_boot: int, seed: int)
     """AUC per score and condition (with CI), per fake type, per split; the band's decisions per video and type."""
     conds = sorted(scores["cond"].unique(), key=lambda c: (c != "none", c))
     reals, fakes = scores[scores["label"] == 0], scores[scores["label"] == 1]
-    verdict = model.band.verdicts(scores["fused"].to_numpy())
+    verdict = model.band.verdicts(scores[model.video_score].to_numpy())
     decided = scores.assign(likely=verdict == "likely manipulated", clean=verdict == "no sign")
     rate = lambda part, col: {c: round(float(part[part["cond"] == c][col].mean()), 4) for c in conds}  # noqa: E731
     return {
@@ -53,13 +53,14 @@ def video_model_figures(lovo: pd.DataFrame, held: pd.DataFrame, model: VideoMode
                         seed: int = 0) -> dict[str, Any]:
     """Figures of the training videos' leave-one-video-out scores and of the held-out videos' shipped scores."""
     figures: dict[str, Any] = {"lovo": score_block(lovo, model, n_boot, seed), "band": model.band.to_dict(),
-                               "every": model.every, "segment_seconds": model.segment_seconds}
+                               "every": model.every, "segment_seconds": model.segment_seconds,
+                               "video_score": model.video_score}
     if len(held):
         figures["held_out"] = score_block(held, model, n_boot, seed)
     naive = figures.get("held_out", figures["lovo"])["likely_by_fake_type"].get("faceswap_naive", {})
     figures["targets"] = {
         "fused_auc_clean_lovo": {"target": TARGETS["fused_auc_clean"],
-                                 "value": figures["lovo"]["auc"]["fused"]["none"]["auc"]},
+                                 "value": figures["lovo"]["auc"][FUSED]["none"]["auc"]},
         "temporal_auc_crf35_lovo": {"target": TARGETS["temporal_auc_crf35"],
                                     "value": figures["lovo"]["auc"][TEMPORAL_INPUT].get("crf35", {}).get("auc")},
         "naive_swap_likely_held_out": {"target": TARGETS["naive_swap_likely"], "value": naive.get("none")},
@@ -95,6 +96,10 @@ def _frames_sentence(frames_from: dict[str, str]) -> str:
     return sentence + (f" (except {', '.join(oof)}: scored out of fold)." if oof else ".")
 
 
+def _video_score_name(score: str) -> str:
+    return "the fused score" if score == FUSED else "the temporal score alone"
+
+
 def _fmt(a: dict[str, Any]) -> str:
     return "n/a" if a.get("auc") is None else f"{a['auc']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]"
 
@@ -106,7 +111,7 @@ def _block_lines(block: dict[str, Any]) -> list[str]:
              "| score | " + " | ".join(conds) + " | within-video |", "|---|" + "---|" * (len(conds) + 1)]
     lines += [f"| {s} | " + " | ".join(_fmt(per[c]) for c in conds) + f" | {block['within_video_auc'][s]:.3f} |"
               for s, per in block["auc"].items()]
-    types = sorted(next(iter(block["auc_by_fake_type"]["fused"].values())).keys())
+    types = sorted(next(iter(block["auc_by_fake_type"][FUSED].values())).keys())
     lines += ["", "AUC per fake type (all reals of the condition against that type):", "",
               "| score | condition | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]
     for s, per in block["auc_by_fake_type"].items():
@@ -137,8 +142,10 @@ def write_video_model_report(out: str | Path, figures: dict[str, Any], table: pd
              f"{len(clips)} clips of 2 s from {clips['source'].nunique()} source videos "
              f"({clips.groupby('fake_type').size().to_dict()}), clean and after H.264 CRF 23 / CRF 35, each measured "
              f"as the scan measures a video: its tracker (MTCNN every {figures['every']} frames), the bundle's per-frame "
-             f"scores, the flicker features of the track's {figures['segment_seconds']} s segment. The video score "
-             "fuses the segment's mean frame probability with the temporal (flicker) probability; the band on it: "
+             f"scores, the flicker features of the track's {figures['segment_seconds']} s segment. The fused score "
+             "combines the segment's mean frame probability with the temporal (flicker) probability. The video "
+             f"score, the one the band judges, is **{_video_score_name(figures.get('video_score', FUSED))}** (the "
+             "candidate that won leave one video out, below); the band on it: "
              f"no sign <= {band['low']:.4f} < inconclusive <= {band['high']:.4f} < likely manipulated.", "",
              f"## Leave one source video out (training videos: {', '.join(figures['lovo']['videos'])})", "",
              "Every clip scored by a temporal detector and a fusion that never saw its source video; the band is "
