@@ -30,7 +30,7 @@ import pandas as pd
 from forensics.metrics import roc_auc
 from forensics.video.features import TRACK_FEATURES
 from forensics.video.model import FRAMES_INPUT, FUSED, TEMPORAL_INPUT
-from forensics.video.release import VideoModelConfig, fit_video_model, score_rows
+from forensics.video.release import VideoModelConfig, fit_video_model, score_rows, split_small_faces
 
 
 def pooled_aucs(lovo: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -64,8 +64,9 @@ def main() -> None:
     ap.add_argument("--without-videos", default="", help="';'-separated groups of training videos to leave out")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    table = pd.read_parquet(args.clips)
     base = VideoModelConfig()
+    table, small = split_small_faces(pd.read_parquet(args.clips), base.min_face_side)  # as the shipped model
+    print(f"{len(small)} clip-conditions left out: face under {base.min_face_side:g} px")
     training = table[table["split"].isin(base.train_splits)].reset_index(drop=True)
     test = table[~table["split"].isin(base.train_splits)].reset_index(drop=True)
     settings = [(f"C={float(c):g}", replace(base, C=float(c)), ()) for c in args.C.split(",")]

@@ -135,6 +135,7 @@ def test_segmenter_cuts_tracks_into_segments_and_closes_ended_tracks() -> None:
     assert [(s.track, int(s.frame_idx[0]), s.frame_idx.size) for s in done] == [(0, 0, 10), (0, 10, 10), (0, 20, 5)]
     assert all(np.isfinite(s.features["warp_face_bg"]) for s in done)
     assert done[0].frames_mean == pytest.approx(0.2)
+    assert done[0].face_side == pytest.approx(50.0)  # the box's longer side in the frame's pixels
     with pytest.raises(ValueError):
         TrackSegmenter(segment_frames=2)
 
@@ -155,6 +156,10 @@ def test_video_model_round_trip_and_refusals(tmp_path, temporal_bundle) -> None:
         np.testing.assert_array_equal(a, b)
     record = json.loads((copy / "video_model.json").read_text())
     assert again.video_score == model.video_score == record["video_score"]
+    assert again.min_face_side == model.min_face_side == record["min_face_side"]
+    (copy / "video_model.json").write_text(json.dumps({**record, "min_face_side": "64"}))
+    with pytest.raises(CheckpointError, match="min_face_side"):
+        VideoModel.load(copy)
     (copy / "video_model.json").write_text(json.dumps({**record, "video_score": "frames"}))
     with pytest.raises(CheckpointError, match="video_score"):
         VideoModel.load(copy)
@@ -221,6 +226,42 @@ def test_the_segments_video_score_is_the_one_the_model_names(temporal_bundle) ->
     np.testing.assert_array_equal(replace(model, video_score="fused").score_segments(feats, frames)[2], fused)
     with pytest.raises(ValueError, match="video_score"):
         replace(model, video_score="frames")
+
+
+def test_a_track_whose_face_is_under_the_models_minimum_gets_no_temporal_score(temporal_bundle) -> None:
+    """A face smaller than the flicker window's face width would be upscaled into it: out of calibration."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from forensics.bundle.model import load_bundle
+    from forensics.scan.temporal import score_segments, small_face_reason, track_temporal
+    from forensics.video.segments import TrackSegmenter
+
+    model = load_bundle(temporal_bundle).video_model
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    seg = TrackSegmenter(segment_frames=12, min_frames=4)
+    done = []
+    for i in range(12):  # a 40 px face
+        done += seg.add(0, i, frame, np.array([60.0, 40.0, 100.0, 80.0]), np.tile([[70.0, 50.0]], (5, 1)) + i % 2,
+                        i % 3 == 0, 0.4)
+    done += seg.finish_all()
+    small = SimpleNamespace(video_model=replace(model, min_face_side=64.0))
+    reason = small_face_reason(small, done)
+    assert reason is not None and "40 px" in reason and "64 px" in reason, reason
+    assert score_segments(small, done) == []
+    assert not track_temporal(small, reason, [])["available"]
+    large_enough = SimpleNamespace(video_model=replace(model, min_face_side=32.0))
+    assert small_face_reason(large_enough, done) is None
+    assert len(score_segments(large_enough, done)) == 1
+
+
+def test_training_leaves_out_clips_whose_face_is_too_small() -> None:
+    from forensics.video.release import split_small_faces
+
+    rows = pd.DataFrame({"source": ["qcif", "qcif", "hd"], "face_side": [58.0, 63.9, 180.0], "label": [0, 1, 0]})
+    kept, left = split_small_faces(rows, 64.0)
+    assert kept["source"].tolist() == ["hd"] and left["face_side"].tolist() == [58.0, 63.9]
 
 
 def test_bench_video_needs_a_bundle_with_a_video_model(tmp_path) -> None:

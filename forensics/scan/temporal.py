@@ -55,11 +55,23 @@ def feed_chunk(segmenter: TrackSegmenter, chunk: Sequence[Any], probabilities: S
     return done
 
 
+def small_face_reason(bundle: Any, segments: Sequence[Segment]) -> str | None:
+    """Why a track whose segments all have a face too small for the video model gets no temporal score."""
+    model = bundle.video_model
+    if not segments or any(model.measurable(s.face_side) for s in segments):
+        return None
+    side = float(np.median([s.face_side for s in segments]))
+    return (f"face too small for the temporal model: {side:.0f} px, under the {model.min_face_side:.0f} px its "
+            "flicker features are measured at")
+
+
 def score_segments(bundle: Any, segments: Sequence[Segment]) -> list[dict[str, Any]]:
-    """Each segment's record: frames, the frame score mean, temporal and video P(fake), verdict, features."""
+    """Each measurable segment's record (`VideoModel.measurable`): frames, the frame score mean, temporal and
+    video P(fake), verdict, features."""
+    model = bundle.video_model
+    segments = [s for s in segments if model.measurable(s.face_side)]
     if not segments:
         return []
-    model = bundle.video_model
     temporal, _, video = model.score_segments([s.features for s in segments],
                                               np.array([s.frames_mean for s in segments]))
     return [{"first_frame": int(s.frame_idx[0]), "last_frame": int(s.frame_idx[-1]), "frames": int(s.frame_idx.size),

@@ -23,7 +23,7 @@ from forensics.scan.faces import AnalysedFrame, VideoFaceTracker
 from forensics.scan.image import rounded_record, sig
 from forensics.scan.prefetch import prefetch
 from forensics.scan.quality import face_pixels, sharpness
-from forensics.scan.temporal import (feed_chunk, new_segmenter, score_segments, track_temporal,
+from forensics.scan.temporal import (feed_chunk, new_segmenter, score_segments, small_face_reason, track_temporal,
                                      unavailable_reason)
 from forensics.scan.verdict import (FACE_TOO_SMALL, OUT_OF_DISTRIBUTION, aggregate, decide, file_verdict, ood_reasons,
                                     quality_reasons,
@@ -253,8 +253,9 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     units = []
     for t in sorted(acc.tracks):
         with ctx.timer.stage("temporal"):
-            temporal = track_temporal(ctx.bundle, acc.temporal_reason,
-                                      score_segments(ctx.bundle, acc.segments.get(t, [])))
+            segments = acc.segments.get(t, [])
+            reason = acc.temporal_reason or (small_face_reason(ctx.bundle, segments) if segments else None)
+            temporal = track_temporal(ctx.bundle, reason, score_segments(ctx.bundle, segments) if reason is None else [])
         record, png = _track_record(acc.tracks[t], ctx, temporal, asset_dir)
         units.append(record)
         assets[f"track-{t + 1}.png"] = png

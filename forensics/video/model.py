@@ -13,6 +13,11 @@ The video score decides a track's verdict only where it wins: `decides` is True 
 out, its AUC beat the frame mean's (see `forensics.video.release.choose_video_score`). Otherwise the scan still
 measures and shows the flicker and video scores, but the track is judged on its frames.
 
+The flicker features are measured on a window rescaled so the face is `face_px` wide; a face smaller than
+`min_face_side` source pixels would be upscaled into it, and its texture-normalised features and landmark
+jitter are then out of their calibration (the 176x144 carphone video, face 58 px: its real clips scored 0.99
+fake). Such segments get no temporal score (`measurable`), and the model never trains on them.
+
 The features depend on how faces are found (landmark jitter is measured between detections), so the model
 records the scan's keyframe spacing (`every`) and segment length it was trained with; a scan with other
 settings reports the temporal score as unavailable rather than scoring out of its calibration.
@@ -48,6 +53,7 @@ class VideoModel:
     decides: bool = True  # the video score decides the track's verdict (False: shown, the frames decide)
     record: dict[str, Any] = field(default_factory=dict)  # how it was trained, why it decides or not, its figures
     video_score: str = FUSED  # which of VIDEO_SCORES the band judges and the verdict uses
+    min_face_side: float = 0.0  # segments whose face is smaller (source pixels) get no temporal score
 
     def __post_init__(self) -> None:
         if self.video_score not in VIDEO_SCORES:
@@ -58,6 +64,10 @@ class VideoModel:
         from forensics.video.segments import TrackSegmenter, segment_length
 
         return TrackSegmenter(segment_length(self.segment_seconds, fps), self.face_px)
+
+    def measurable(self, face_side: float) -> bool:
+        """Is a segment whose face is `face_side` source pixels wide within what the model measures?"""
+        return bool(face_side >= self.min_face_side)
 
     def score_segments(self, features: list[dict[str, float]],
                        frames_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,7 +86,7 @@ class VideoModel:
         self.fusion.save(directory / "fusion")
         config = {"format": VIDEO_MODEL_FORMAT, "every": self.every, "segment_seconds": self.segment_seconds,
                   "face_px": self.face_px, "band": self.band.to_dict(), "decides": self.decides,
-                  "video_score": self.video_score, "record": self.record}
+                  "video_score": self.video_score, "min_face_side": self.min_face_side, "record": self.record}
         write_bytes_atomic(directory / "video_model.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         return directory
 
@@ -96,6 +106,9 @@ class VideoModel:
         video_score = config.get("video_score", FUSED)  # models saved before the choice existed: the fusion
         if video_score not in VIDEO_SCORES:
             raise CheckpointError(f"{path}: video_score must be one of {list(VIDEO_SCORES)}, got {video_score!r}")
+        min_face_side = config.get("min_face_side", 0.0)  # models saved before the guard: no minimum
+        if not isinstance(min_face_side, (int, float)) or isinstance(min_face_side, bool) or not 0 <= min_face_side <= 4096:
+            raise CheckpointError(f"{path}: min_face_side must be a number of pixels, got {min_face_side!r}")
         if config["format"] != VIDEO_MODEL_FORMAT:
             raise CheckpointError(f"{path}: format {config['format']!r}, expected {VIDEO_MODEL_FORMAT!r}")
         check_finite_numbers(path, config["band"], "band")
@@ -114,5 +127,5 @@ class VideoModel:
             raise CheckpointError(f"{directory / 'fusion'}: inputs {list(fusion.inputs)}, expected "
                                   f"{[FRAMES_INPUT, TEMPORAL_INPUT]}")
         return cls(temporal, fusion, band, every, seconds, face_px, config["decides"], dict(config.get("record") or {}),
-                   video_score)
+                   video_score, float(min_face_side))
 

@@ -31,6 +31,7 @@ from forensics.video.features import TRACK_FEATURES
 from forensics.video.model import FRAMES_INPUT, FUSED, TEMPORAL_INPUT, VIDEO_SCORES, VideoModel
 
 CONDITIONS = ("none", "crf23", "crf35")
+MEASURE_VERSION = "m2"  # in the measurement cache's key: m2 rows record the segment's face side
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class VideoModelConfig:
     every: int = 10  # the scan's default keyframe spacing (ScanSettings.every)
     segment_seconds: float = 2.0  # the clip length of the dataset
     face_px: int = 64  # the face's width in the flicker window
+    min_face_side: float = 64.0  # smaller faces would be upscaled into that window: no temporal score for them
     conditions: tuple[str, ...] = CONDITIONS
     features: tuple[str, ...] = TRACK_FEATURES
     C: float = 1.0  # temporal detector
@@ -100,7 +102,7 @@ def _row_of(segments: list[Any]) -> dict[str, Any] | None:
     if not segments:
         return None
     main = max(segments, key=lambda s: (s.frame_idx.size, -s.frame_idx[0]))
-    return {"frames": int(main.frame_idx.size), FRAMES_INPUT: main.frames_mean,
+    return {"frames": int(main.frame_idx.size), FRAMES_INPUT: main.frames_mean, "face_side": round(main.face_side, 2),
             **{k: (float(v) if np.isfinite(v) else None) for k, v in main.features.items()}}
 
 
@@ -126,7 +128,7 @@ def measure_clips(clips: pd.DataFrame, root: Path, work: Path, bundle: Any, cfg:
     from forensics.scan.settings import ScanSettings
     from forensics.video.codec import perturb_video
 
-    key = f"{frame_scores_key(bundle)}-every{cfg.every}-{cfg.segment_seconds:g}s-{cfg.face_px}px"
+    key = f"{frame_scores_key(bundle)}-every{cfg.every}-{cfg.segment_seconds:g}s-{cfg.face_px}px-{MEASURE_VERSION}"
     settings = ScanSettings(every=cfg.every)
     finder = FaceFinder(FaceDetector(min_score=settings.min_detection_score), settings.detect_side, settings.min_face)
     rows, missing, computed, started = [], [], 0, time.perf_counter()
@@ -245,7 +247,7 @@ def fit_video_model(table: pd.DataFrame, cfg: VideoModelConfig) -> tuple[VideoMo
     model = VideoModel(temporal, fusion, band, cfg.every, cfg.segment_seconds, cfg.face_px, choice["decides"],
                        record={"config": asdict(cfg), "clips": int(len(table)), "choice": choice,
                                "fusion_weights": fusion.weights(), "temporal_weights": temporal.weights()},
-                       video_score=choice["video_score"])
+                       video_score=choice["video_score"], min_face_side=cfg.min_face_side)
     return model, lovo
 
 
@@ -283,6 +285,12 @@ def score_rows(model: VideoModel, rows: pd.DataFrame) -> pd.DataFrame:
     temporal, fused, _ = model.score_segments(rows[list(model.temporal.feature_names)].to_dict("records"),
                                               rows[FRAMES_INPUT].to_numpy())
     return out.assign(**{TEMPORAL_INPUT: temporal, FUSED: fused})
+
+
+def split_small_faces(rows: pd.DataFrame, min_face_side: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measured rows -> (those whose face is at least `min_face_side` px, the others), each reindexed."""
+    keep = (rows["face_side"] >= min_face_side).to_numpy()
+    return rows[keep].reset_index(drop=True), rows[~keep].reset_index(drop=True)
 
 
 def measure_with_frame_bundles(clips: pd.DataFrame, root: Path, work: Path, bundle_dir: Path,
@@ -324,13 +332,18 @@ def train_video_model(bundle_dir: str | Path, videos: str | Path, work: str | Pa
         people = clips[clips["split"].isin(cfg.train_splits) & clips["identity"].notna()]
         scorers = frame_bundles(bundle_dir, release, dict(zip(people["source"], people["identity"])), work)
         log(f"out-of-fold frame scores for {sorted(scorers)}; the bundle scores the rest")
-    table = measure_with_frame_bundles(clips, dataset_root(videos), work, bundle_dir, scorers, cfg, log)
+    measured = measure_with_frame_bundles(clips, dataset_root(videos), work, bundle_dir, scorers, cfg, log)
+    table, small = split_small_faces(measured, cfg.min_face_side)
+    if len(small):
+        log(f"left out {len(small)} clip-conditions whose face is under {cfg.min_face_side:g} px (no temporal score "
+            f"for them in a scan either): median face {small.groupby('source')['face_side'].median().round(0).to_dict()}")
     training = table["split"].isin(cfg.train_splits).to_numpy()
     model, lovo = fit_video_model(table[training].reset_index(drop=True), cfg)
     model.record["frames_from"] = table[training].drop_duplicates("source").set_index("source")["frames_from"].to_dict()
+    model.record["left_out_small_faces"] = small.groupby("source").size().to_dict()
     held = score_rows(model, table[~training]) if (~training).any() else lovo.iloc[:0]
     attach_to_bundle(bundle_dir, model)
-    table.to_parquet(work / "clips.parquet", index=False)
+    measured.to_parquet(work / "clips.parquet", index=False)
     lovo.to_parquet(work / "lovo.parquet", index=False)
     held.to_parquet(work / "held_out.parquet", index=False)
     log(f"video model: trained on {int(training.sum())} clip-conditions of {sorted(table[training]['source'].unique())}; "
@@ -354,4 +367,7 @@ def bench_bundle_video(bundle_dir: str | Path, videos: str | Path, out: str | Pa
     cfg = replace(cfg or VideoModelConfig(), every=model.every, segment_seconds=model.segment_seconds,
                   face_px=model.face_px)
     table = measure_clips(clip_table(videos), dataset_root(videos), Path(out), bundle, cfg, log)
+    table, small = split_small_faces(table, model.min_face_side)
+    if len(small):
+        log(f"left out {len(small)} clip-conditions whose face is under {model.min_face_side:g} px")
     return model, score_rows(model, table)

@@ -70,6 +70,8 @@ def video_model_figures(lovo: pd.DataFrame, held: pd.DataFrame, model: VideoMode
     figures["weights"] = {"fusion": model.fusion.weights(), "temporal": model.temporal.weights()}
     figures["decides"] = {"decides": model.decides, **(model.record.get("choice") or {})}
     figures["frames_from"] = model.record.get("frames_from") or {}
+    figures["min_face_side"] = model.min_face_side
+    figures["left_out_small_faces"] = model.record.get("left_out_small_faces") or {}
     return figures
 
 
@@ -94,6 +96,18 @@ def _frames_sentence(frames_from: dict[str, str]) -> str:
     sentence = ("The bundle's image detectors did train on frames of these videos, so the frame score is not out of "
                 "sample here")
     return sentence + (f" (except {', '.join(oof)}: scored out of fold)." if oof else ".")
+
+
+def _small_faces_sentence(figures: dict[str, Any]) -> str:
+    """Which clips the face-size guard kept out of training and scoring ('' without a guard)."""
+    side = figures.get("min_face_side") or 0
+    if not side:
+        return ""
+    left = figures.get("left_out_small_faces") or {}
+    what = ", ".join(f"{v}: {n}" for v, n in sorted(left.items())) if left else "none"
+    return (f"Faces under {side:g} px would be upscaled into the flicker window, out of the features' calibration: "
+            f"such segments get no temporal score in a scan (the frames decide) and are left out here. "
+            f"Clip-conditions left out, per source video: {what}.")
 
 
 def _video_score_name(score: str) -> str:
@@ -147,6 +161,7 @@ def write_video_model_report(out: str | Path, figures: dict[str, Any], table: pd
              f"score, the one the band judges, is **{_video_score_name(figures.get('video_score', FUSED))}** (the "
              "candidate that won leave one video out, below); the band on it: "
              f"no sign <= {band['low']:.4f} < inconclusive <= {band['high']:.4f} < likely manipulated.", "",
+             _small_faces_sentence(figures), "",
              f"## Leave one source video out (training videos: {', '.join(figures['lovo']['videos'])})", "",
              "Every clip scored by a temporal detector and a fusion that never saw its source video; the band is "
              "fitted on these scores to bound the worst video's false-positive rate. "

@@ -47,6 +47,7 @@ class Segment:
     probability: np.ndarray  # [T] the bundle's per-frame fused probability
     features: dict[str, float]
     flicker: np.ndarray  # [T] per-frame face-vs-background warping error (log ratio; NaN on the first frame)
+    face_side: float = float("nan")  # the face box's longer side in the video's pixels at the segment's start
 
     @property
     def frames_mean(self) -> float:
@@ -99,4 +100,4 @@ class TrackSegmenter:
                                np.asarray(seg.detected, bool))
         probability = np.asarray(seg.probability, np.float64)
         features, flicker = windowed_track_features(seg.region, seg.window, seg.scale, face_track, probability)
-        return [Segment(track, face_track.frame_idx, probability, features, flicker)]
+        return [Segment(track, face_track.frame_idx, probability, features, flicker, self.face_px / seg.scale)]
