@@ -3,10 +3,11 @@
 Per-frame face scores miss what only shows over time (a per-frame face swap flickers). While the frames of a
 chunk are in memory, every face goes to a `forensics.video.segments.TrackSegmenter`; each completed segment
 (the clip length the model was trained on) gets the temporal detector's P(fake) and the video P(fake): frames
-and flicker fused, or the flicker alone where that won (`forensics.video.model.VideoModel.video_score`). A track's temporal record lists its segments; its video score is their
-mean, and decides the track's verdict with the video band when the model measured that it wins (`decides`).
-A bundle without a video model, or a scan whose keyframe spacing differs from the one the model was trained
-with, gets `available: false` and the reason.
+and flicker fused, or the flicker alone where that won (`forensics.video.model.VideoModel.video_score`); a
+segment whose face is under the model's `min_face_side` gets neither. A track's temporal record lists its
+segments; its video score is their mean, and decides the track's verdict with the video band when the model
+measured that it wins (`decides`). A bundle without a video model, a scan whose keyframe spacing differs from
+the one the model was trained with, or a track whose face is too small gets `available: false` and the reason.
 
 `feed_chunk` is also what trains the model (`forensics.video.release`): features are measured one way.
 """

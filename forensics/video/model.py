@@ -4,13 +4,14 @@ A track is scored segment by segment (`forensics.video.segments`): the temporal 
 flicker features into P(fake); the fusion (stacked logistic regression, `forensics.video.fusion.FusionModel`)
 combines it with the mean of the bundle's per-frame fused probabilities over the segment. A segment's *video
 score* is one of the two, `video_score` says which: the fused score, or the temporal score alone where leave
-one source video out it beat the fusion (the frame score's level shifts from one video to the next, and a
+one source video out it did better (the frame score's level shifts from one video to the next, and a
 fusion fitted on a few videos can pay more for that than it gains). A track's video score is the mean over its
 segments, judged by its own decision band (fitted on leave-one-video-out scores so that it bounds the worst
 source video's false-positive rate).
 
 The video score decides a track's verdict only where it wins: `decides` is True when, leave one source video
-out, its AUC beat the frame mean's (see `forensics.video.release.choose_video_score`). Otherwise the scan still
+out, its band called more fake clips likely manipulated than the frame mean's did (see
+`forensics.video.release.choose_video_score`, which also picks `video_score` that way). Otherwise the scan still
 measures and shows the flicker and video scores, but the track is judged on its frames.
 
 The flicker features are measured on a window rescaled so the face is `face_px` wide; a face smaller than
@@ -67,7 +68,8 @@ class VideoModel:
 
     def measurable(self, face_side: float) -> bool:
         """Is a segment whose face is `face_side` source pixels wide within what the model measures?"""
-        return bool(face_side >= self.min_face_side)
+        # an unknown (NaN) size is measurable only by a model without a guard
+        return bool(self.min_face_side <= 0 or face_side >= self.min_face_side)
 
     def score_segments(self, features: list[dict[str, float]],
                        frames_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
