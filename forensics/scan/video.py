@@ -254,8 +254,8 @@ def analyse_video(path: str | os.PathLike, ctx: ScanContext, asset_dir: str, fmt
     for t in sorted(acc.tracks):
         with ctx.timer.stage("temporal"):
             segments = acc.segments.get(t, [])
-            reason = acc.temporal_reason or (small_face_reason(ctx.bundle, segments) if segments else None)
-            temporal = track_temporal(ctx.bundle, reason, score_segments(ctx.bundle, segments) if reason is None else [])
+            reason = acc.temporal_reason or small_face_reason(ctx.bundle, segments)
+            temporal = track_temporal(ctx.bundle, reason, score_segments(ctx.bundle, segments))
         record, png = _track_record(acc.tracks[t], ctx, temporal, asset_dir)
         units.append(record)
         assets[f"track-{t + 1}.png"] = png

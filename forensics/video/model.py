@@ -43,6 +43,12 @@ FUSED = "fused"
 VIDEO_SCORES = (FUSED, TEMPORAL_INPUT)  # what a model's video score can be
 
 
+def face_is_measurable(face_side: float, min_face_side: float) -> bool:
+    """The face-size guard, one rule for training and scan: at least `min_face_side` source pixels. An unknown
+    (NaN) size passes only where there is no guard (min_face_side 0)."""
+    return bool(min_face_side <= 0 or face_side >= min_face_side)
+
+
 @dataclass
 class VideoModel:
     temporal: Any  # forensics.detectors.temporal.TemporalDetector
@@ -68,8 +74,7 @@ class VideoModel:
 
     def measurable(self, face_side: float) -> bool:
         """Is a segment whose face is `face_side` source pixels wide within what the model measures?"""
-        # an unknown (NaN) size is measurable only by a model without a guard
-        return bool(self.min_face_side <= 0 or face_side >= self.min_face_side)
+        return face_is_measurable(face_side, self.min_face_side)
 
     def score_segments(self, features: list[dict[str, float]],
                        frames_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from forensics.video.features import TRACK_FEATURES
-from forensics.video.model import FRAMES_INPUT, FUSED, TEMPORAL_INPUT, VIDEO_SCORES, VideoModel
+from forensics.video.model import FRAMES_INPUT, FUSED, TEMPORAL_INPUT, VIDEO_SCORES, VideoModel, face_is_measurable
 
 CONDITIONS = ("none", "crf23", "crf35")
 MEASURE_VERSION = "m2"  # in the measurement cache's key: m2 rows record the segment's face side
@@ -288,8 +288,8 @@ def score_rows(model: VideoModel, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_small_faces(rows: pd.DataFrame, min_face_side: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Measured rows -> (those whose face is at least `min_face_side` px, the others), each reindexed."""
-    keep = (rows["face_side"] >= min_face_side).to_numpy()
+    """Measured rows -> (those whose face passes the face-size guard, the others), each reindexed."""
+    keep = rows["face_side"].map(lambda side: face_is_measurable(side, min_face_side)).to_numpy(bool)
     return rows[keep].reset_index(drop=True), rows[~keep].reset_index(drop=True)
 
 
